@@ -1,0 +1,96 @@
+package gemm
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// Names of the micro-kernels.
+const (
+	Portable = "go"
+	AVX2     = "avx2"
+	AVX512   = "avx512"
+)
+
+// microKernel computes an mr x nr tile of C from k steps of a packed A panel (k groups of mr floats)
+// and a row-major B block (row stride ldb, at least nr readable floats per row). acc adds the tile to C
+// instead of overwriting it.
+type microKernel struct {
+	name   string
+	mr, nr int
+	fn     func(k int, a, b []float32, ldb int, c []float32, ldc int, acc bool)
+}
+
+var (
+	kernels = map[string]*microKernel{}
+	// best is the fastest kernel this CPU runs, current the one in use.
+	best    *microKernel
+	current atomic.Pointer[microKernel]
+)
+
+func register(k *microKernel) {
+	kernels[k.name] = k
+}
+
+func init() {
+	register(&microKernel{name: Portable, mr: 4, nr: 16, fn: kernelGo4x16})
+	best = kernels[Portable]
+	registerAssembly()
+	current.Store(best)
+}
+
+// Kernel is the name of the micro-kernel in use.
+func Kernel() string { return current.Load().name }
+
+// Best is the name of the fastest micro-kernel this CPU can run; it is used unless Use says otherwise.
+func Best() string { return best.name }
+
+// Available lists the micro-kernels this CPU can run.
+func Available() []string {
+	var names []string
+	for _, n := range []string{Portable, AVX2, AVX512} {
+		if kernels[n] != nil {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// Use selects a micro-kernel by name for every later product. It is not safe to call while a product
+// runs; tests and the CLI call it before any work starts.
+func Use(name string) error {
+	k := kernels[name]
+	if k == nil {
+		return fmt.Errorf("gemm: kernel %q is not available on this CPU (available: %v)", name, Available())
+	}
+	current.Store(k)
+	return nil
+}
+
+// kernelGo4x16 is the portable micro-kernel.
+func kernelGo4x16(k int, a, b []float32, ldb int, c []float32, ldc int, acc bool) {
+	const mr, nr = 4, 16
+	var t [mr][nr]float32
+	a = a[:k*mr]
+	for p := 0; p < k; p++ {
+		brow := b[p*ldb : p*ldb+nr]
+		ap := a[p*mr : p*mr+mr]
+		for i := 0; i < mr; i++ {
+			ai := ap[i]
+			ti := &t[i]
+			for j := range ti {
+				ti[j] += ai * brow[j]
+			}
+		}
+	}
+	for i := 0; i < mr; i++ {
+		crow := c[i*ldc : i*ldc+nr]
+		if acc {
+			for j := range crow {
+				crow[j] += t[i][j]
+			}
+		} else {
+			copy(crow, t[i][:])
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package gemm
+
+import (
+	"fmt"
+
+	"github.com/kubetrain/kubetrain/trainer/parallel"
+)
+
+// Products whose register tiles are fewer than splitTiles and whose inner dimension is longer than
+// splitK are split along K into at most maxChunks chunks summed in order afterwards, so that a
+// 27x32 weight gradient over 28,800 pixels still keeps every core busy. The split depends only on
+// the shapes, which keeps results independent of the thread count.
+const (
+	splitTiles = 16
+	splitK     = 512
+	maxChunks  = 16
+	// panelsPerTask groups row panels into one task when there are many, to keep scheduling cheap.
+	panelsPerTask = 8
+)
+
+// Workspace holds the scratch memory and the thread pool of products. It grows to the largest
+// product it has served and is then reused, so products in a training loop allocate nothing.
+// A Workspace serves one product at a time.
+type Workspace struct {
+	pool  *parallel.Pool
+	apack [][]float32 // per worker: one packed A panel
+	tile  [][]float32 // per worker: one register tile for ragged edges
+	bpack []float32   // B packed row-major with padded columns, when B is transposed or ragged
+	part  []float32   // per K-chunk partial products
+	task  task
+}
+
+// NewWorkspace returns a workspace whose products run on pool.
+func NewWorkspace(pool *parallel.Pool) *Workspace {
+	t := pool.Threads()
+	return &Workspace{pool: pool, apack: make([][]float32, t), tile: make([][]float32, t)}
+}
+
+// Pool is the thread pool the workspace's products run on.
+func (ws *Workspace) Pool() *parallel.Pool { return ws.pool }
+
+// Sgemm computes C = beta·C + op(A)·op(B), where C is m x n with row stride ldc, op(A) is m x k and
+// op(B) is k x n. A is stored row-major with row stride lda as m x k, or as k x m when transA is set;
+// likewise B as k x n, or n x k when transB is set. beta must be 0 or 1. With beta 0, C's previous
+// contents are ignored (NaNs included).
+func Sgemm(ws *Workspace, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if beta != 0 && beta != 1 {
+		panic(fmt.Sprintf("gemm: beta %v is not 0 or 1", beta))
+	}
+	checkOperand("A", transA, m, k, a, lda)
+	checkOperand("B", transB, k, n, b, ldb)
+	checkOperand("C", false, m, n, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if beta == 0 {
+			for i := 0; i < m; i++ {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
+	kern := current.Load()
+	t := &ws.task
+	*t = task{ws: ws, kern: kern, transA: transA, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
+
+	mPanels := (m + kern.mr - 1) / kern.mr
+	nPanels := (n + kern.nr - 1) / kern.nr
+	t.npad = nPanels * kern.nr
+	if transB || n%kern.nr != 0 {
+		t.b, t.ldb = ws.packB(transB, k, n, t.npad, b, ldb)
+	}
+	t.chunks = 1
+	if mPanels*nPanels < splitTiles && k > splitK {
+		t.chunks = min(maxChunks, (k+splitK/2-1)/(splitK/2))
+	}
+	t.kc = (k + t.chunks - 1) / t.chunks
+	t.chunks = (k + t.kc - 1) / t.kc
+	if t.chunks > 1 {
+		ws.part = grow(ws.part, t.chunks*m*n)
+	}
+	t.panelsPerTask = 1
+	if mPanels > 4*panelsPerTask {
+		t.panelsPerTask = panelsPerTask
+	}
+	t.groups = (mPanels + t.panelsPerTask - 1) / t.panelsPerTask
+	for w := range ws.apack {
+		ws.apack[w] = grow(ws.apack[w], kern.mr*t.kc)
+		ws.tile[w] = grow(ws.tile[w], kern.mr*kern.nr)
+	}
+	ws.pool.For(t.groups*t.chunks, t)
+	if t.chunks > 1 {
+		t.reduce.t = t
+		ws.pool.For(m, &t.reduce)
+	}
+	t.a, t.b, t.c = nil, nil, nil
+}
+
+func checkOperand(name string, trans bool, rows, cols int, x []float32, ld int) {
+	r, c := rows, cols
+	if trans {
+		r, c = cols, rows
+	}
+	if r < 0 || c < 0 || ld < c || (r > 0 && c > 0 && len(x) < (r-1)*ld+c) {
+		panic(fmt.Sprintf("gemm: %s is %dx%d with row stride %d but holds %d floats", name, r, c, ld, len(x)))
+	}
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// packB copies op(B) into a row-major k x npad buffer, zero beyond column n.
+func (ws *Workspace) packB(transB bool, k, n, npad int, b []float32, ldb int) ([]float32, int) {
+	ws.bpack = grow(ws.bpack, k*npad)
+	dst := ws.bpack
+	if !transB {
+		for p := 0; p < k; p++ {
+			row := dst[p*npad : (p+1)*npad]
+			copy(row, b[p*ldb:p*ldb+n])
+			clear(row[n:])
+		}
+		return dst, npad
+	}
+	// B is stored n x k: transpose in blocks that stay in cache.
+	const blk = 32
+	for p := 0; p < k; p++ {
+		clear(dst[p*npad+n : (p+1)*npad])
+	}
+	for j0 := 0; j0 < n; j0 += blk {
+		j1 := min(j0+blk, n)
+		for p0 := 0; p0 < k; p0 += blk {
+			p1 := min(p0+blk, k)
+			for j := j0; j < j1; j++ {
+				src := b[j*ldb+p0 : j*ldb+p1]
+				for p, v := range src {
+					dst[(p0+p)*npad+j] = v
+				}
+			}
+		}
+	}
+	return dst, npad
+}
+
+// task is one product: index i of the pool loop is one group of row panels times one K-chunk.
+type task struct {
+	ws     *Workspace
+	kern   *microKernel
+	transA bool
+	m, n   int
+	k      int
+	a      []float32
+	lda    int
+	b      []float32
+	ldb    int
+	beta   float32
+	c      []float32
+	ldc    int
+
+	npad          int
+	chunks, kc    int
+	panelsPerTask int
+	groups        int
+	reduce        reduceTask
+}
+
+func (t *task) Do(worker, i int) {
+	g, chunk := i%t.groups, i/t.groups
+	k0 := chunk * t.kc
+	kl := min(t.kc, t.k-k0)
+	mr, nr := t.kern.mr, t.kern.nr
+	apack := t.ws.apack[worker][:mr*kl]
+	tile := t.ws.tile[worker]
+	// Where this chunk's result goes: C itself, or the chunk's own partial product.
+	dst, ldd, acc := t.c, t.ldc, t.beta == 1
+	if t.chunks > 1 {
+		dst, ldd, acc = t.ws.part[chunk*t.m*t.n:(chunk+1)*t.m*t.n], t.n, false
+	}
+	p0 := g * t.panelsPerTask
+	p1 := min(p0+t.panelsPerTask, (t.m+mr-1)/mr)
+	for panel := p0; panel < p1; panel++ {
+		i0 := panel * mr
+		rows := min(mr, t.m-i0)
+		t.packA(apack, i0, rows, k0, kl)
+		for j0 := 0; j0 < t.n; j0 += nr {
+			cols := min(nr, t.n-j0)
+			b := t.b[k0*t.ldb+j0:]
+			if rows == mr && cols == nr {
+				t.kern.fn(kl, apack, b, t.ldb, dst[i0*ldd+j0:], ldd, acc)
+				continue
+			}
+			t.kern.fn(kl, apack, b, t.ldb, tile, nr, false)
+			for r := 0; r < rows; r++ {
+				d := dst[(i0+r)*ldd+j0 : (i0+r)*ldd+j0+cols]
+				s := tile[r*nr : r*nr+cols]
+				if acc {
+					for j, v := range s {
+						d[j] += v
+					}
+				} else {
+					copy(d, s)
+				}
+			}
+		}
+	}
+}
+
+// packA copies rows [i0, i0+rows) and columns [k0, k0+kl) of op(A) into dst as kl groups of mr
+// floats, zero beyond the last row.
+func (t *task) packA(dst []float32, i0, rows, k0, kl int) {
+	mr := t.kern.mr
+	if t.transA {
+		for p := 0; p < kl; p++ {
+			d := dst[p*mr : (p+1)*mr]
+			copy(d, t.a[(k0+p)*t.lda+i0:(k0+p)*t.lda+i0+rows])
+			clear(d[rows:])
+		}
+		return
+	}
+	if rows < mr {
+		clear(dst)
+	}
+	for r := 0; r < rows; r++ {
+		src := t.a[(i0+r)*t.lda+k0 : (i0+r)*t.lda+k0+kl]
+		d := dst[r:]
+		for p, v := range src {
+			d[p*mr] = v
+		}
+	}
+}
+
+// reduceTask adds the K-chunks' partial products into C, row i per index, chunks in order.
+type reduceTask struct{ t *task }
+
+func (r *reduceTask) Do(_, i int) {
+	t := r.t
+	row := t.c[i*t.ldc : i*t.ldc+t.n]
+	if t.beta == 0 {
+		clear(row)
+	}
+	for ch := 0; ch < t.chunks; ch++ {
+		p := t.ws.part[ch*t.m*t.n+i*t.n : ch*t.m*t.n+(i+1)*t.n]
+		for j, v := range p {
+			row[j] += v
+		}
+	}
+}

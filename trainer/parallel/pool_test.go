@@ -1,0 +1,34 @@
+package parallel
+
+import (
+	"testing"
+)
+
+type countBody struct{ hits []int32 }
+
+func (b *countBody) Do(_, i int) { b.hits[i]++ }
+
+func TestForRunsEveryIndexOnce(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 8} {
+		p := New(threads)
+		for _, n := range []int{0, 1, 2, 7, 100} {
+			b := &countBody{hits: make([]int32, n)}
+			p.For(n, b)
+			for i, h := range b.hits {
+				if h != 1 {
+					t.Errorf("threads=%d n=%d: index %d ran %d times, want 1", threads, n, i, h)
+				}
+			}
+		}
+		p.Close()
+	}
+}
+
+func TestForDoesNotAllocate(t *testing.T) {
+	p := New(2)
+	defer p.Close()
+	b := &countBody{hits: make([]int32, 64)}
+	if allocs := testing.AllocsPerRun(100, func() { p.For(64, b) }); allocs != 0 {
+		t.Errorf("For allocated %v times per run, want 0", allocs)
+	}
+}
