@@ -22,28 +22,83 @@ const (
 // product it has served and is then reused, so products in a training loop allocate nothing.
 // A Workspace serves one product at a time.
 type Workspace struct {
-	pool  *parallel.Pool
-	apack [][]float32 // per worker: one packed A panel
-	tile  [][]float32 // per worker: one register tile for ragged edges
-	bpack []float32   // B packed row-major with padded columns, when B is transposed or ragged
-	part  []float32   // per K-chunk partial products
+	pool    *parallel.Pool
+	scratch []*Scratch // per worker
+	bpack   []float32  // B packed row-major with padded columns, when B is transposed or ragged
+	part    []float32  // per K-chunk partial products
+	task    task
+}
+
+// Scratch is one thread's scratch memory. Code that runs its own loop on a pool (one image per
+// index, say) gives each worker's Scratch to SgemmSerial.
+type Scratch struct {
+	apack []float32 // one packed A panel
+	tile  []float32 // one register tile for ragged edges
+	bpack []float32
+	part  []float32
 	task  task
+	self  []*Scratch
 }
 
 // NewWorkspace returns a workspace whose products run on pool.
 func NewWorkspace(pool *parallel.Pool) *Workspace {
-	t := pool.Threads()
-	return &Workspace{pool: pool, apack: make([][]float32, t), tile: make([][]float32, t)}
+	ws := &Workspace{pool: pool}
+	for range pool.Threads() {
+		s := &Scratch{}
+		s.self = []*Scratch{s}
+		ws.scratch = append(ws.scratch, s)
+	}
+	return ws
 }
 
 // Pool is the thread pool the workspace's products run on.
 func (ws *Workspace) Pool() *parallel.Pool { return ws.pool }
+
+// Scratch is worker's scratch memory, for SgemmSerial inside a loop run on Pool.
+func (ws *Workspace) Scratch(worker int) *Scratch { return ws.scratch[worker] }
 
 // Sgemm computes C = beta·C + op(A)·op(B), where C is m x n with row stride ldc, op(A) is m x k and
 // op(B) is k x n. A is stored row-major with row stride lda as m x k, or as k x m when transA is set;
 // likewise B as k x n, or n x k when transB is set. beta must be 0 or 1. With beta 0, C's previous
 // contents are ignored (NaNs included).
 func Sgemm(ws *Workspace, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !checkAll(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc) {
+		return
+	}
+	t := &ws.task
+	t.setup(ws.scratch, &ws.bpack, &ws.part, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	ws.pool.For(t.groups*t.chunks, t)
+	if t.chunks > 1 {
+		ws.pool.For(m, &t.reduce)
+	}
+	t.a, t.b, t.c = nil, nil, nil
+}
+
+// SgemmSerial is Sgemm on the calling goroutine alone, with s's scratch memory. Its result is
+// bit-identical to Sgemm's.
+func SgemmSerial(s *Scratch, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !checkAll(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc) {
+		return
+	}
+	if s.self == nil {
+		s.self = []*Scratch{s}
+	}
+	t := &s.task
+	t.setup(s.self, &s.bpack, &s.part, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	for i := 0; i < t.groups*t.chunks; i++ {
+		t.Do(0, i)
+	}
+	if t.chunks > 1 {
+		for i := 0; i < m; i++ {
+			t.reduce.Do(0, i)
+		}
+	}
+	t.a, t.b, t.c = nil, nil, nil
+}
+
+// checkAll panics on inconsistent operands and handles the empty products; it reports whether a
+// product remains to be computed.
+func checkAll(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) bool {
 	if beta != 0 && beta != 1 {
 		panic(fmt.Sprintf("gemm: beta %v is not 0 or 1", beta))
 	}
@@ -51,7 +106,7 @@ func Sgemm(ws *Workspace, transA, transB bool, m, n, k int, a []float32, lda int
 	checkOperand("B", transB, k, n, b, ldb)
 	checkOperand("C", false, m, n, c, ldc)
 	if m == 0 || n == 0 {
-		return
+		return false
 	}
 	if k == 0 {
 		if beta == 0 {
@@ -59,17 +114,21 @@ func Sgemm(ws *Workspace, transA, transB bool, m, n, k int, a []float32, lda int
 				clear(c[i*ldc : i*ldc+n])
 			}
 		}
-		return
+		return false
 	}
-	kern := current.Load()
-	t := &ws.task
-	*t = task{ws: ws, kern: kern, transA: transA, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
+	return true
+}
 
+// setup plans a product: packs B if needed, chooses the K-chunks and sizes the scratch buffers.
+func (t *task) setup(scratch []*Scratch, bpack, part *[]float32, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	kern := current.Load()
+	*t = task{scratch: scratch, part: part, kern: kern, transA: transA, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
+	t.reduce.t = t
 	mPanels := (m + kern.mr - 1) / kern.mr
 	nPanels := (n + kern.nr - 1) / kern.nr
 	t.npad = nPanels * kern.nr
 	if transB || n%kern.nr != 0 {
-		t.b, t.ldb = ws.packB(transB, k, n, t.npad, b, ldb)
+		t.b, t.ldb = packB(bpack, transB, k, n, t.npad, b, ldb)
 	}
 	t.chunks = 1
 	if mPanels*nPanels < splitTiles && k > splitK {
@@ -78,23 +137,17 @@ func Sgemm(ws *Workspace, transA, transB bool, m, n, k int, a []float32, lda int
 	t.kc = (k + t.chunks - 1) / t.chunks
 	t.chunks = (k + t.kc - 1) / t.kc
 	if t.chunks > 1 {
-		ws.part = grow(ws.part, t.chunks*m*n)
+		*part = grow(*part, t.chunks*m*n)
 	}
 	t.panelsPerTask = 1
 	if mPanels > 4*panelsPerTask {
 		t.panelsPerTask = panelsPerTask
 	}
 	t.groups = (mPanels + t.panelsPerTask - 1) / t.panelsPerTask
-	for w := range ws.apack {
-		ws.apack[w] = grow(ws.apack[w], kern.mr*t.kc)
-		ws.tile[w] = grow(ws.tile[w], kern.mr*kern.nr)
+	for _, s := range scratch {
+		s.apack = grow(s.apack, kern.mr*t.kc)
+		s.tile = grow(s.tile, kern.mr*kern.nr)
 	}
-	ws.pool.For(t.groups*t.chunks, t)
-	if t.chunks > 1 {
-		t.reduce.t = t
-		ws.pool.For(m, &t.reduce)
-	}
-	t.a, t.b, t.c = nil, nil, nil
 }
 
 func checkOperand(name string, trans bool, rows, cols int, x []float32, ld int) {
@@ -115,9 +168,9 @@ func grow(s []float32, n int) []float32 {
 }
 
 // packB copies op(B) into a row-major k x npad buffer, zero beyond column n.
-func (ws *Workspace) packB(transB bool, k, n, npad int, b []float32, ldb int) ([]float32, int) {
-	ws.bpack = grow(ws.bpack, k*npad)
-	dst := ws.bpack
+func packB(buf *[]float32, transB bool, k, n, npad int, b []float32, ldb int) ([]float32, int) {
+	*buf = grow(*buf, k*npad)
+	dst := *buf
 	if !transB {
 		for p := 0; p < k; p++ {
 			row := dst[p*npad : (p+1)*npad]
@@ -148,18 +201,19 @@ func (ws *Workspace) packB(transB bool, k, n, npad int, b []float32, ldb int) ([
 
 // task is one product: index i of the pool loop is one group of row panels times one K-chunk.
 type task struct {
-	ws     *Workspace
-	kern   *microKernel
-	transA bool
-	m, n   int
-	k      int
-	a      []float32
-	lda    int
-	b      []float32
-	ldb    int
-	beta   float32
-	c      []float32
-	ldc    int
+	scratch []*Scratch
+	part    *[]float32
+	kern    *microKernel
+	transA  bool
+	m, n    int
+	k       int
+	a       []float32
+	lda     int
+	b       []float32
+	ldb     int
+	beta    float32
+	c       []float32
+	ldc     int
 
 	npad          int
 	chunks, kc    int
@@ -173,12 +227,12 @@ func (t *task) Do(worker, i int) {
 	k0 := chunk * t.kc
 	kl := min(t.kc, t.k-k0)
 	mr, nr := t.kern.mr, t.kern.nr
-	apack := t.ws.apack[worker][:mr*kl]
-	tile := t.ws.tile[worker]
+	apack := t.scratch[worker].apack[:mr*kl]
+	tile := t.scratch[worker].tile
 	// Where this chunk's result goes: C itself, or the chunk's own partial product.
 	dst, ldd, acc := t.c, t.ldc, t.beta == 1
 	if t.chunks > 1 {
-		dst, ldd, acc = t.ws.part[chunk*t.m*t.n:(chunk+1)*t.m*t.n], t.n, false
+		dst, ldd, acc = (*t.part)[chunk*t.m*t.n:(chunk+1)*t.m*t.n], t.n, false
 	}
 	p0 := g * t.panelsPerTask
 	p1 := min(p0+t.panelsPerTask, (t.m+mr-1)/mr)
@@ -243,7 +297,7 @@ func (r *reduceTask) Do(_, i int) {
 		clear(row)
 	}
 	for ch := 0; ch < t.chunks; ch++ {
-		p := t.ws.part[ch*t.m*t.n+i*t.n : ch*t.m*t.n+(i+1)*t.n]
+		p := (*t.part)[ch*t.m*t.n+i*t.n : ch*t.m*t.n+(i+1)*t.n]
 		for j, v := range p {
 			row[j] += v
 		}

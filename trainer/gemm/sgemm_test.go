@@ -66,7 +66,8 @@ func TestKernelsAgree(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		shapes = append(shapes, [3]int{1 + rng.IntN(70), 1 + rng.IntN(70), 1 + rng.IntN(1200)})
 	}
-	pools := map[int]*parallel.Pool{1: parallel.New(1), 2: parallel.New(2)}
+	// Threads 0 stands for SgemmSerial.
+	pools := map[int]*parallel.Pool{0: nil, 1: parallel.New(1), 2: parallel.New(2)}
 	defer pools[1].Close()
 	defer pools[2].Close()
 	for _, s := range shapes {
@@ -91,7 +92,11 @@ func TestKernelsAgree(t *testing.T) {
 							t.Fatal(err)
 						}
 						c := append([]float32(nil), c0...)
-						Sgemm(NewWorkspace(pool), tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+						if pool == nil {
+							SgemmSerial(&Scratch{}, tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+						} else {
+							Sgemm(NewWorkspace(pool), tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+						}
 						for i := 0; i < m; i++ {
 							for j := 0; j < n; j++ {
 								if err := math.Abs(float64(c[i*ldc+j])-want[i*n+j]) / scale[i*n+j]; err > relTol || math.IsNaN(err) {

@@ -1,0 +1,95 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/kubetrain/kubetrain/trainer/gemm"
+	"github.com/kubetrain/kubetrain/trainer/tensor"
+)
+
+// Dense is a fully connected layer y = act(x·W + b), W laid out [inputs, units] (Keras' layout).
+type Dense struct {
+	Units int
+	Act   Activation
+
+	in           int
+	w, b, gw, gb []float32
+	weight, bias Param
+	x            []float32 // the last forward pass's input, for the weight gradient
+	y, dz, dx    *tensor.Tensor
+	e            *Engine
+}
+
+// NewDense returns a dense layer of units outputs.
+func NewDense(units int, act Activation) *Dense { return &Dense{Units: units, Act: act} }
+
+func (l *Dense) String() string { return fmt.Sprintf("Dense(%d, %s)", l.Units, l.Act) }
+
+func (l *Dense) Params() []*Param { return []*Param{&l.weight, &l.bias} }
+
+func (l *Dense) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int {
+	if len(in) != 1 || l.Units < 1 {
+		panic(fmt.Sprintf("nn: %v cannot take input of shape %v (flatten it first)", l, in))
+	}
+	l.in = in[0]
+	l.w, l.gw = make([]float32, l.in*l.Units), make([]float32, l.in*l.Units)
+	l.b, l.gb = make([]float32, l.Units), make([]float32, l.Units)
+	glorotUniform(l.w, l.in, l.Units, rng)
+	l.weight = Param{Name: "kernel", Value: l.w, Grad: l.gw}
+	l.bias = Param{Name: "bias", Value: l.b, Grad: l.gb}
+	out := []int{l.Units}
+	l.y, l.dz = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, out)
+	l.dx = newBatchTensor(maxBatch, in)
+	l.e = e
+	return out
+}
+
+func (l *Dense) Forward(x *tensor.Tensor) *tensor.Tensor {
+	tensor.CheckShape("nn", x, []int{l.in})
+	n, u := x.Batch(), l.Units
+	l.x = x.Data
+	l.y.SetBatch(n)
+	y := l.y.Data
+	gemm.Sgemm(l.e.WS, false, false, n, u, l.in, x.Data, l.in, l.w, u, 0, y, u)
+	for i := 0; i < n; i++ {
+		row := y[i*u : (i+1)*u]
+		for j, b := range l.b {
+			v := row[j] + b
+			if l.Act == ReLU && v < 0 {
+				v = 0
+			}
+			row[j] = v
+		}
+	}
+	return l.y
+}
+
+func (l *Dense) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
+	tensor.CheckShape("nn", dy, []int{l.Units})
+	n, u := dy.Batch(), l.Units
+	if n != l.y.Batch() {
+		panic(fmt.Sprintf("nn: %v: gradient for %d examples after a forward pass of %d", l, n, l.y.Batch()))
+	}
+	l.dz.SetBatch(n)
+	dz := l.dz.Data
+	for i, g := range dy.Data {
+		if l.Act == ReLU && l.y.Data[i] <= 0 {
+			g = 0
+		}
+		dz[i] = g
+	}
+	gemm.Sgemm(l.e.WS, true, false, l.in, u, n, l.x, l.in, dz, u, 0, l.gw, u)
+	clear(l.gb)
+	for i := 0; i < n; i++ {
+		for j, g := range dz[i*u : (i+1)*u] {
+			l.gb[j] += g
+		}
+	}
+	if !needInput {
+		return nil
+	}
+	l.dx.SetBatch(n)
+	gemm.Sgemm(l.e.WS, false, true, n, l.in, u, dz, u, l.w, u, 0, l.dx.Data, l.in)
+	return l.dx
+}

@@ -1,0 +1,67 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kubetrain/kubetrain/trainer/tensor"
+)
+
+// SoftmaxCrossEntropy is the mean cross-entropy of softmax(logits) against integer labels, computed
+// in float64 with the maximum subtracted, so large logits cannot overflow.
+type SoftmaxCrossEntropy struct {
+	grad *tensor.Tensor
+}
+
+// NewSoftmaxCrossEntropy returns a loss for batches of up to maxBatch examples of classes logits.
+func NewSoftmaxCrossEntropy(maxBatch, classes int) *SoftmaxCrossEntropy {
+	return &SoftmaxCrossEntropy{grad: tensor.New(maxBatch, classes)}
+}
+
+// Loss returns the batch's mean loss and how many examples the logits classify correctly (the
+// first maximum wins ties), and writes the gradient of the mean loss with respect to the logits,
+// which Grad returns. Labels outside [0, classes) panic: the data readers reject them.
+func (l *SoftmaxCrossEntropy) Loss(logits *tensor.Tensor, labels []uint8) (loss float64, correct int) {
+	tensor.CheckShape("nn", logits, l.grad.Shape[1:])
+	n, classes := logits.Batch(), logits.Example()
+	if len(labels) != n {
+		panic(fmt.Sprintf("nn: %d labels for a batch of %d", len(labels), n))
+	}
+	l.grad.SetBatch(n)
+	inv := 1 / float64(n)
+	for i := 0; i < n; i++ {
+		z := logits.Data[i*classes : (i+1)*classes]
+		g := l.grad.Data[i*classes : (i+1)*classes]
+		label := int(labels[i])
+		if label >= classes {
+			panic(fmt.Sprintf("nn: label %d of example %d is not below %d classes", label, i, classes))
+		}
+		best := 0
+		for j, v := range z {
+			if v > z[best] {
+				best = j
+			}
+		}
+		if best == label {
+			correct++
+		}
+		zmax := float64(z[best])
+		var sum float64
+		for _, v := range z {
+			sum += math.Exp(float64(v) - zmax)
+		}
+		logSum := math.Log(sum)
+		loss += logSum - (float64(z[label]) - zmax)
+		for j, v := range z {
+			p := math.Exp(float64(v)-zmax-logSum) * inv
+			if j == label {
+				p -= inv
+			}
+			g[j] = float32(p)
+		}
+	}
+	return loss * inv, correct
+}
+
+// Grad is the gradient written by the last Loss.
+func (l *SoftmaxCrossEntropy) Grad() *tensor.Tensor { return l.grad }

@@ -1,0 +1,88 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/trainer/tensor"
+)
+
+// Model is a list of layers applied in order, built for one input shape and batch size.
+type Model struct {
+	Layers []Layer
+	In     []int
+	Out    []int
+	params []*Param
+}
+
+// NewModel builds layers for examples of shape in and batches of up to maxBatch, drawing the
+// initial parameters from rng in layer order.
+func NewModel(layers []Layer, in []int, maxBatch int, rng *rand.Rand, e *Engine) *Model {
+	m := &Model{Layers: layers, In: append([]int(nil), in...)}
+	shape := m.In
+	for _, l := range layers {
+		shape = l.Build(shape, maxBatch, rng, e)
+		m.params = append(m.params, l.Params()...)
+	}
+	m.Out = shape
+	return m
+}
+
+// Forward runs the layers on a batch and returns the last layer's output.
+func (m *Model) Forward(x *tensor.Tensor) *tensor.Tensor {
+	for _, l := range m.Layers {
+		x = l.Forward(x)
+	}
+	return x
+}
+
+// Backward propagates the gradient of the loss with respect to the output back through the layers,
+// writing every parameter's gradient. The first layer's input gradient is not computed.
+func (m *Model) Backward(dy *tensor.Tensor) {
+	for i := len(m.Layers) - 1; i >= 0; i-- {
+		dy = m.Layers[i].Backward(dy, i > 0)
+	}
+}
+
+// Params lists every trainable array, layer by layer.
+func (m *Model) Params() []*Param { return m.params }
+
+// ParamCount is the number of trainable floats.
+func (m *Model) ParamCount() int {
+	n := 0
+	for _, p := range m.params {
+		n += len(p.Value)
+	}
+	return n
+}
+
+func (m *Model) String() string {
+	var names []string
+	for _, l := range m.Layers {
+		names = append(names, l.String())
+	}
+	return strings.Join(names, " -> ")
+}
+
+// ReferenceCNN is the reference model: Conv2D(32, 3x3, relu) -> MaxPool2D(2x2) -> Flatten ->
+// Dense(64, relu) -> Dense(classes). The loss applies the softmax.
+func ReferenceCNN(classes int) []Layer {
+	return []Layer{
+		NewConv2D(32, 3, 3, ReLU),
+		NewMaxPool2D(2),
+		NewFlatten(),
+		NewDense(64, ReLU),
+		NewDense(classes, Linear),
+	}
+}
+
+// Preset returns the layers of a named model (contract.Models lists the names).
+func Preset(name string, classes int) ([]Layer, error) {
+	switch name {
+	case contract.ModelReferenceCNN:
+		return ReferenceCNN(classes), nil
+	}
+	return nil, fmt.Errorf("unknown model %q", name)
+}

@@ -1,0 +1,195 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/kubetrain/kubetrain/trainer/tensor"
+)
+
+// MaxPool2D takes the maximum of each Size x Size window, windows not overlapping (stride Size);
+// rows and columns left over at the bottom and right edges are dropped, as Keras does.
+type MaxPool2D struct {
+	Size int
+
+	h, w, c, oh, ow int
+	argmax          []int32 // per output element: the index of the maximum within its image
+	y, dx           *tensor.Tensor
+	e               *Engine
+	fwd             poolForward
+	bwd             poolBackward
+}
+
+// NewMaxPool2D returns a pooling layer of size x size windows.
+func NewMaxPool2D(size int) *MaxPool2D { return &MaxPool2D{Size: size} }
+
+func (l *MaxPool2D) String() string { return fmt.Sprintf("MaxPool2D(%dx%d)", l.Size, l.Size) }
+
+func (l *MaxPool2D) Params() []*Param { return nil }
+
+func (l *MaxPool2D) Build(in []int, maxBatch int, _ *rand.Rand, e *Engine) []int {
+	if len(in) != 3 || l.Size < 1 || in[0] < l.Size || in[1] < l.Size {
+		panic(fmt.Sprintf("nn: %v cannot take input of shape %v", l, in))
+	}
+	l.h, l.w, l.c = in[0], in[1], in[2]
+	l.oh, l.ow = l.h/l.Size, l.w/l.Size
+	out := []int{l.oh, l.ow, l.c}
+	l.y, l.dx = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, in)
+	l.argmax = make([]int32, maxBatch*l.oh*l.ow*l.c)
+	l.e = e
+	l.fwd.l, l.bwd.l = l, l
+	return out
+}
+
+func (l *MaxPool2D) Forward(x *tensor.Tensor) *tensor.Tensor {
+	tensor.CheckShape("nn", x, []int{l.h, l.w, l.c})
+	l.y.SetBatch(x.Batch())
+	l.fwd.x = x.Data
+	l.e.Pool.For(x.Batch(), &l.fwd)
+	l.fwd.x = nil
+	return l.y
+}
+
+type poolForward struct {
+	l *MaxPool2D
+	x []float32
+}
+
+func (t *poolForward) Do(_, i int) {
+	l := t.l
+	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
+	x := t.x[i*in : (i+1)*in]
+	y := l.y.Data[i*out : (i+1)*out]
+	arg := l.argmax[i*out : (i+1)*out]
+	for oy := 0; oy < l.oh; oy++ {
+		for ox := 0; ox < l.ow; ox++ {
+			o := (oy*l.ow + ox) * l.c
+			first := (oy*l.Size*l.w + ox*l.Size) * l.c
+			copy(y[o:o+l.c], x[first:first+l.c])
+			for ch := 0; ch < l.c; ch++ {
+				arg[o+ch] = int32(first + ch)
+			}
+			for dy := 0; dy < l.Size; dy++ {
+				for dx := 0; dx < l.Size; dx++ {
+					s := ((oy*l.Size+dy)*l.w + ox*l.Size + dx) * l.c
+					for ch, v := range x[s : s+l.c] {
+						// Strictly greater: the first maximum wins, as in Keras and PyTorch.
+						if v > y[o+ch] {
+							y[o+ch] = v
+							arg[o+ch] = int32(s + ch)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func (l *MaxPool2D) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
+	tensor.CheckShape("nn", dy, []int{l.oh, l.ow, l.c})
+	if !needInput {
+		return nil
+	}
+	l.dx.SetBatch(dy.Batch())
+	l.bwd.dy = dy.Data
+	l.e.Pool.For(dy.Batch(), &l.bwd)
+	l.bwd.dy = nil
+	return l.dx
+}
+
+type poolBackward struct {
+	l  *MaxPool2D
+	dy []float32
+}
+
+func (t *poolBackward) Do(_, i int) {
+	l := t.l
+	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
+	dx := l.dx.Data[i*in : (i+1)*in]
+	clear(dx)
+	for j, g := range t.dy[i*out : (i+1)*out] {
+		dx[l.argmax[i*out+j]] = g
+	}
+}
+
+// Flatten turns each example into a vector; it copies nothing.
+type Flatten struct {
+	in      []int
+	y, dx   tensor.Tensor
+	yShape  [2]int
+	dxShape []int
+}
+
+// NewFlatten returns a flattening layer.
+func NewFlatten() *Flatten { return &Flatten{} }
+
+func (l *Flatten) String() string { return "Flatten" }
+
+func (l *Flatten) Params() []*Param { return nil }
+
+func (l *Flatten) Build(in []int, _ int, _ *rand.Rand, _ *Engine) []int {
+	l.in = append([]int(nil), in...)
+	l.dxShape = append([]int{0}, in...)
+	return []int{tensor.Size(in)}
+}
+
+func (l *Flatten) Forward(x *tensor.Tensor) *tensor.Tensor {
+	tensor.CheckShape("nn", x, l.in)
+	l.yShape = [2]int{x.Batch(), x.Example()}
+	l.y = tensor.Tensor{Shape: l.yShape[:], Data: x.Data}
+	return &l.y
+}
+
+func (l *Flatten) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
+	tensor.CheckShape("nn", dy, []int{tensor.Size(l.in)})
+	if !needInput {
+		return nil
+	}
+	l.dxShape[0] = dy.Batch()
+	l.dx = tensor.Tensor{Shape: l.dxShape, Data: dy.Data}
+	return &l.dx
+}
+
+// ReLUActivation is max(0, x) as a layer of its own (Conv2D and Dense can also apply it themselves).
+type ReLUActivation struct {
+	in    []int
+	y, dx *tensor.Tensor
+}
+
+// NewReLU returns a ReLU layer.
+func NewReLU() *ReLUActivation { return &ReLUActivation{} }
+
+func (l *ReLUActivation) String() string { return "ReLU" }
+
+func (l *ReLUActivation) Params() []*Param { return nil }
+
+func (l *ReLUActivation) Build(in []int, maxBatch int, _ *rand.Rand, _ *Engine) []int {
+	l.in = append([]int(nil), in...)
+	l.y, l.dx = newBatchTensor(maxBatch, in), newBatchTensor(maxBatch, in)
+	return in
+}
+
+func (l *ReLUActivation) Forward(x *tensor.Tensor) *tensor.Tensor {
+	tensor.CheckShape("nn", x, l.in)
+	l.y.SetBatch(x.Batch())
+	for i, v := range x.Data {
+		l.y.Data[i] = max(v, 0)
+	}
+	return l.y
+}
+
+func (l *ReLUActivation) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
+	tensor.CheckShape("nn", dy, l.in)
+	if !needInput {
+		return nil
+	}
+	l.dx.SetBatch(dy.Batch())
+	for i, g := range dy.Data {
+		if l.y.Data[i] > 0 {
+			l.dx.Data[i] = g
+		} else {
+			l.dx.Data[i] = 0
+		}
+	}
+	return l.dx
+}
