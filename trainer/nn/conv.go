@@ -26,6 +26,8 @@ type Conv2D struct {
 	y, dz, dx       *tensor.Tensor
 	e               *Engine
 
+	inShape, outShape []int
+
 	fwd  convForward
 	bwd  convBackward
 	gsum convGradSum
@@ -58,6 +60,7 @@ func (l *Conv2D) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int 
 	l.dpatches = make([]float32, e.Pool.Threads()*rows*(l.k-1))
 	l.gpart = make([]float32, maxBatch*l.k*f)
 	out := []int{l.oh, l.ow, f}
+	l.inShape, l.outShape = append([]int(nil), in...), out
 	l.y, l.dz = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, out)
 	l.dx = newBatchTensor(maxBatch, in)
 	l.e = e
@@ -68,7 +71,7 @@ func (l *Conv2D) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int 
 func (l *Conv2D) Params() []*Param { return []*Param{&l.weight, &l.bias} }
 
 func (l *Conv2D) Forward(x *tensor.Tensor) *tensor.Tensor {
-	tensor.CheckShape("nn", x, []int{l.h, l.w, l.c})
+	tensor.CheckShape("nn", x, l.inShape)
 	n := x.Batch()
 	l.y.SetBatch(n)
 	l.fwd.x = x.Data
@@ -111,7 +114,7 @@ func (t *convForward) Do(worker, i int) {
 }
 
 func (l *Conv2D) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
-	tensor.CheckShape("nn", dy, []int{l.oh, l.ow, l.Filters})
+	tensor.CheckShape("nn", dy, l.outShape)
 	n := dy.Batch()
 	if n != l.y.Batch() {
 		panic(fmt.Sprintf("nn: %v: gradient for %d examples after a forward pass of %d", l, n, l.y.Batch()))

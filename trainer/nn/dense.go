@@ -19,6 +19,8 @@ type Dense struct {
 	x            []float32 // the last forward pass's input, for the weight gradient
 	y, dz, dx    *tensor.Tensor
 	e            *Engine
+	inShape      []int
+	outShape     []int
 }
 
 // NewDense returns a dense layer of units outputs.
@@ -39,6 +41,7 @@ func (l *Dense) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int {
 	l.weight = Param{Name: "kernel", Value: l.w, Grad: l.gw}
 	l.bias = Param{Name: "bias", Value: l.b, Grad: l.gb}
 	out := []int{l.Units}
+	l.inShape, l.outShape = []int{l.in}, out
 	l.y, l.dz = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, out)
 	l.dx = newBatchTensor(maxBatch, in)
 	l.e = e
@@ -46,7 +49,7 @@ func (l *Dense) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int {
 }
 
 func (l *Dense) Forward(x *tensor.Tensor) *tensor.Tensor {
-	tensor.CheckShape("nn", x, []int{l.in})
+	tensor.CheckShape("nn", x, l.inShape)
 	n, u := x.Batch(), l.Units
 	l.x = x.Data
 	l.y.SetBatch(n)
@@ -66,7 +69,7 @@ func (l *Dense) Forward(x *tensor.Tensor) *tensor.Tensor {
 }
 
 func (l *Dense) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
-	tensor.CheckShape("nn", dy, []int{l.Units})
+	tensor.CheckShape("nn", dy, l.outShape)
 	n, u := dy.Batch(), l.Units
 	if n != l.y.Batch() {
 		panic(fmt.Sprintf("nn: %v: gradient for %d examples after a forward pass of %d", l, n, l.y.Batch()))

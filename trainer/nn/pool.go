@@ -16,6 +16,8 @@ type MaxPool2D struct {
 	argmax          []int32 // per output element: the index of the maximum within its image
 	y, dx           *tensor.Tensor
 	e               *Engine
+	inShape         []int
+	outShape        []int
 	fwd             poolForward
 	bwd             poolBackward
 }
@@ -34,6 +36,7 @@ func (l *MaxPool2D) Build(in []int, maxBatch int, _ *rand.Rand, e *Engine) []int
 	l.h, l.w, l.c = in[0], in[1], in[2]
 	l.oh, l.ow = l.h/l.Size, l.w/l.Size
 	out := []int{l.oh, l.ow, l.c}
+	l.inShape, l.outShape = append([]int(nil), in...), out
 	l.y, l.dx = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, in)
 	l.argmax = make([]int32, maxBatch*l.oh*l.ow*l.c)
 	l.e = e
@@ -42,7 +45,7 @@ func (l *MaxPool2D) Build(in []int, maxBatch int, _ *rand.Rand, e *Engine) []int
 }
 
 func (l *MaxPool2D) Forward(x *tensor.Tensor) *tensor.Tensor {
-	tensor.CheckShape("nn", x, []int{l.h, l.w, l.c})
+	tensor.CheckShape("nn", x, l.inShape)
 	l.y.SetBatch(x.Batch())
 	l.fwd.x = x.Data
 	l.e.Pool.For(x.Batch(), &l.fwd)
@@ -86,7 +89,7 @@ func (t *poolForward) Do(_, i int) {
 }
 
 func (l *MaxPool2D) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
-	tensor.CheckShape("nn", dy, []int{l.oh, l.ow, l.c})
+	tensor.CheckShape("nn", dy, l.outShape)
 	if !needInput {
 		return nil
 	}
@@ -115,6 +118,7 @@ func (t *poolBackward) Do(_, i int) {
 // Flatten turns each example into a vector; it copies nothing.
 type Flatten struct {
 	in      []int
+	out     []int
 	y, dx   tensor.Tensor
 	yShape  [2]int
 	dxShape []int
@@ -130,7 +134,8 @@ func (l *Flatten) Params() []*Param { return nil }
 func (l *Flatten) Build(in []int, _ int, _ *rand.Rand, _ *Engine) []int {
 	l.in = append([]int(nil), in...)
 	l.dxShape = append([]int{0}, in...)
-	return []int{tensor.Size(in)}
+	l.out = []int{tensor.Size(in)}
+	return l.out
 }
 
 func (l *Flatten) Forward(x *tensor.Tensor) *tensor.Tensor {
@@ -141,7 +146,7 @@ func (l *Flatten) Forward(x *tensor.Tensor) *tensor.Tensor {
 }
 
 func (l *Flatten) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
-	tensor.CheckShape("nn", dy, []int{tensor.Size(l.in)})
+	tensor.CheckShape("nn", dy, l.out)
 	if !needInput {
 		return nil
 	}

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/trainer/data"
+	"github.com/kubetrain/kubetrain/trainer/gemm"
+	"github.com/kubetrain/kubetrain/trainer/train"
+)
+
+// Run is the trainer binary: Main with the process's signals. SIGTERM (the pod is being stopped)
+// and SIGINT stop training before its next step, with contract.ExitTerminated.
+func Run(args, environ []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return Main(ctx, args, Environ(environ), stdout, stderr)
+}
+
+// Main runs the trainer with the given arguments and environment, writing progress to stdout and
+// diagnostics to stderr, and returns the exit code. Cancelling ctx (SIGTERM, in the binary) stops
+// training before the next step with contract.ExitTerminated.
+func Main(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	cfg, err := parse(args, env, stderr)
+	if errors.Is(err, errHelp) {
+		return contract.ExitSucceeded
+	}
+	termLog := contract.TerminationLogPath
+	if p, ok := env[EnvTerminationLog]; ok {
+		termLog = p
+	}
+	finish := func(code int, msg string, last *contract.Progress) int {
+		res := contract.Result{Outcome: contract.ExitReason(int32(code)), Message: msg, Last: last}
+		writeTerminationLog(termLog, res, stderr)
+		if cfg.LogFormat == contract.LogFormatJSON {
+			line, _ := json.Marshal(res)
+			fmt.Fprintf(stdout, "%s\n", line)
+		} else if msg != "" {
+			fmt.Fprintf(stderr, "trainer: %s: %s\n", res.Outcome, msg)
+		}
+		return code
+	}
+	if err != nil {
+		return finish(contract.ExitInvalidConfig, err.Error(), nil)
+	}
+	if cfg.Kernel != "" {
+		if err := gemm.Use(cfg.Kernel); err != nil {
+			return finish(contract.ExitInvalidConfig, err.Error(), nil)
+		}
+	}
+	if cfg.CheckpointURI != "" || cfg.ResumeFrom != "" {
+		fmt.Fprintf(stderr, "trainer: warning: checkpoints are not implemented yet: --%s and --%s are ignored, training starts from scratch\n",
+			contract.FlagCheckpointURI, contract.FlagResumeFrom)
+	}
+
+	ds, err := data.Load(cfg.Dataset, cfg.DatasetFormat, cfg.Seed)
+	var ce *data.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		return finish(contract.ExitInvalidConfig, fmt.Sprintf("--%s: %v", contract.FlagDataset, err), nil)
+	case err != nil:
+		return finish(contract.ExitInvalidData, err.Error(), nil)
+	}
+	t, err := train.New(train.Config{
+		Model: cfg.Model, Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
+		Optimizer: cfg.Optimizer, Seed: cfg.Seed, Threads: cfg.Threads,
+	}, ds)
+	if err != nil {
+		return finish(contract.ExitInvalidConfig, err.Error(), nil)
+	}
+	defer t.Close()
+	if cfg.LogFormat == contract.LogFormatText {
+		fmt.Fprintf(stdout, "training %s (%d parameters) on %s (%d training, %d test images of %v), %d threads, %s kernels, on the CPU\n",
+			t.Model(), t.Model().ParamCount(), ds.Name, ds.Train.Len(), ds.Test.Len(), ds.Train.Shape(), cfg.Threads, gemm.Kernel())
+	}
+	last, err := t.Run(ctx, train.ReporterFunc(func(p contract.Progress) { printProgress(stdout, cfg.LogFormat, p) }))
+	if err != nil {
+		if ctx.Err() != nil {
+			return finish(contract.ExitTerminated, fmt.Sprintf("stopped by a termination signal after %d of %d epochs", t.Epoch(), cfg.Epochs), last)
+		}
+		return finish(contract.ExitRetriable, err.Error(), last)
+	}
+	if cfg.LogFormat == contract.LogFormatText {
+		fmt.Fprintf(stdout, "done: %d epochs, loss %.4f, train accuracy %.4f, test accuracy %.4f, %.0f images/s, %.1fs, weights sha256 %s\n",
+			last.Epochs, last.Loss, last.TrainAccuracy, last.TestAccuracy, last.ImagesPerSecond, last.ElapsedSeconds, t.WeightsHash())
+	}
+	return finish(contract.ExitSucceeded, "", last)
+}
+
+func printProgress(w io.Writer, format string, p contract.Progress) {
+	if format == contract.LogFormatJSON {
+		line, _ := json.Marshal(p)
+		fmt.Fprintf(w, "%s\n", line)
+		return
+	}
+	fmt.Fprintf(w, "epoch %d/%d  loss %.4f  train_accuracy %.4f  test_accuracy %.4f  images/s %.0f  elapsed %.1fs\n",
+		p.Epoch, p.Epochs, p.Loss, p.TrainAccuracy, p.TestAccuracy, p.ImagesPerSecond, p.ElapsedSeconds)
+}
+
+// writeTerminationLog writes the result to path when that file exists (Kubernetes creates it), cut
+// to the size Kubernetes keeps.
+func writeTerminationLog(path string, res contract.Result, stderr io.Writer) {
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	b, _ := json.Marshal(res)
+	if len(b) > contract.TerminationMessageLimit {
+		res.Message = strings.ToValidUTF8(res.Message[:max(0, len(res.Message)-(len(b)-contract.TerminationMessageLimit)-16)], "") + "..."
+		b, _ = json.Marshal(res)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		fmt.Fprintf(stderr, "trainer: writing %s: %v\n", path, err)
+	}
+}
+
+// Environ turns os.Environ's list into the map Parse and Main take.
+func Environ(list []string) map[string]string {
+	env := make(map[string]string, len(list))
+	for _, kv := range list {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
