@@ -1,0 +1,438 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TrainingJob trains a model on the cluster: one pod per worker runs the trainer image with the
+// model, dataset and hyperparameters of the spec; the controller follows the pods to the end,
+// restarts them with backoff, and the trainer reports its progress and checkpoints into status.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=tj,categories=all;kubetrain
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Epoch",type=string,JSONPath=`.status.progress.epochText`,description="Last completed epoch / epochs"
+// +kubebuilder:printcolumn:name="Accuracy",type=number,format=float,JSONPath=`.status.progress.testAccuracy`,description="Test accuracy after the last completed epoch"
+// +kubebuilder:printcolumn:name="Restarts",type=integer,JSONPath=`.status.restarts`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is used in pod labels"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.spec.model == oldSelf.spec.model",message="spec.model is immutable once the job has started",fieldPath=".spec.model",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.spec.dataset == oldSelf.spec.dataset",message="spec.dataset is immutable once the job has started",fieldPath=".spec.dataset",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.spec.hyperparameters == oldSelf.spec.hyperparameters",message="spec.hyperparameters is immutable once the job has started",fieldPath=".spec.hyperparameters",reason=FieldValueForbidden
+type TrainingJob struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec TrainingJobSpec `json:"spec"`
+	// +optional
+	Status TrainingJobStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// TrainingJobList is a list of TrainingJobs.
+type TrainingJobList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []TrainingJob `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&TrainingJob{}, &TrainingJobList{})
+}
+
+// TrainingJobSpec is what to train, on what, and how to run it.
+type TrainingJobSpec struct {
+	// Model is the network to train.
+	// +kubebuilder:default={preset: reference-cnn}
+	// +optional
+	Model ModelSpec `json:"model,omitempty"`
+
+	// Dataset is where the training and test data come from.
+	// +required
+	Dataset DatasetSpec `json:"dataset"`
+
+	// Hyperparameters of the training run.
+	// +kubebuilder:default={}
+	// +optional
+	Hyperparameters Hyperparameters `json:"hyperparameters,omitempty"`
+
+	// Workers is the number of worker pods. Only 1 is supported until multi-worker training exists,
+	// so that nothing is admitted that cannot run.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XValidation:rule="self == 1",message="only 1 worker is supported until multi-worker training exists"
+	// +optional
+	Workers int32 `json:"workers,omitempty"`
+
+	// Resources each worker requests: GPUs, CPU and memory.
+	// +kubebuilder:default={}
+	// +optional
+	Resources WorkerResources `json:"resources,omitempty"`
+
+	// Checkpoint says where and how often the trainer saves checkpoints. Without it the trainer keeps
+	// none, and a restarted worker starts from the beginning.
+	// +optional
+	Checkpoint *CheckpointSpec `json:"checkpoint,omitempty"`
+
+	// RunPolicy says how failures, deadlines, suspension and clean-up are handled.
+	// +kubebuilder:default={}
+	// +optional
+	RunPolicy RunPolicy `json:"runPolicy,omitempty"`
+
+	// Image overrides the trainer image the operator was started with, for this job.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Template adds scheduling, metadata, environment and volumes to the worker pods.
+	// +optional
+	Template *WorkerTemplate `json:"template,omitempty"`
+}
+
+// ModelSpec names the network.
+type ModelSpec struct {
+	// Preset is a model the trainer knows by name. reference-cnn is the classic Keras CIFAR-10 CNN:
+	// Conv2D(32, 3x3, relu), MaxPool(2x2), Flatten, Dense(64, relu), Dense(10, softmax).
+	// +kubebuilder:validation:Enum=reference-cnn
+	// +kubebuilder:default=reference-cnn
+	// +optional
+	Preset string `json:"preset,omitempty"`
+}
+
+// DatasetSpec says where the data is and how it is stored.
+// +kubebuilder:validation:XValidation:rule="!self.uri.startsWith('synthetic://') || self.format == 'cifar10'",message="the synthetic dataset is in cifar10 format",fieldPath=".format"
+type DatasetSpec struct {
+	// URI of the dataset: s3://bucket/prefix, file:///path (a path inside the worker, e.g. on a mounted
+	// volume), or synthetic://cifar10 for the built-in synthetic set.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+|synthetic://cifar10)$')",message="must be s3://bucket[/prefix], file:///path or synthetic://cifar10"
+	// +kubebuilder:validation:XValidation:rule="!self.split('?')[0].split('/').exists(s, s == '..')",message="must not contain '..' path segments"
+	// +required
+	URI string `json:"uri"`
+
+	// Format of the files: cifar10 (the CIFAR-10 binary batches) or idx (MNIST / Fashion-MNIST, gzipped
+	// or not).
+	// +kubebuilder:validation:Enum=cifar10;idx
+	// +kubebuilder:default=cifar10
+	// +optional
+	Format string `json:"format,omitempty"`
+
+	// CredentialsSecretName names a Secret in the job's namespace with the keys AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) for an s3:// dataset.
+	// +optional
+	CredentialsSecretName SecretName `json:"credentialsSecretName,omitempty"`
+}
+
+// SecretName is the name of a Secret in the job's namespace.
+// +kubebuilder:validation:MaxLength=253
+// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+type SecretName string
+
+// Hyperparameters of a training run.
+type Hyperparameters struct {
+	// Epochs is the number of passes over the training set.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +kubebuilder:default=10
+	// +optional
+	Epochs int32 `json:"epochs,omitempty"`
+
+	// BatchSize is the number of images per optimizer step.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65536
+	// +kubebuilder:default=32
+	// +optional
+	BatchSize int32 `json:"batchSize,omitempty"`
+
+	// LearningRate of the optimizer, greater than 0 and at most 10.
+	// +kubebuilder:validation:XValidation:rule="self > 0.0 && self <= 10.0",message="must be greater than 0 and at most 10"
+	// +kubebuilder:default=0.001
+	// +optional
+	LearningRate float64 `json:"learningRate,omitempty"`
+
+	// Optimizer is adam (Keras defaults: beta1 0.9, beta2 0.999, epsilon 1e-7) or sgd.
+	// +kubebuilder:validation:Enum=adam;sgd
+	// +kubebuilder:default=adam
+	// +optional
+	Optimizer string `json:"optimizer,omitempty"`
+
+	// Seed of the weight initialization and the data order; the same seed gives the same run.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=1
+	// +optional
+	Seed int64 `json:"seed,omitempty"`
+}
+
+// WorkerResources is what each worker requests.
+type WorkerResources struct {
+	// GPUs per worker, requested and limited under GPUResourceName. The bundled trainer computes on the
+	// CPU: the GPUs are reserved for the pod (and usable by a custom image).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	GPUs int32 `json:"gpus,omitempty"`
+
+	// GPUResourceName is the extended resource that counts GPUs on the nodes.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	// +kubebuilder:default="nvidia.com/gpu"
+	// +optional
+	GPUResourceName string `json:"gpuResourceName,omitempty"`
+
+	// CPU request of each worker.
+	// +optional
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+
+	// Memory request and limit of each worker.
+	// +optional
+	Memory *resource.Quantity `json:"memory,omitempty"`
+}
+
+// CheckpointSpec says where and how often checkpoints are written.
+type CheckpointSpec struct {
+	// URI under which the job's checkpoints are written: s3://bucket/prefix or file:///path. Each job
+	// writes below a key derived from its namespace, name and UID.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+)$')",message="must be s3://bucket[/prefix] or file:///path"
+	// +kubebuilder:validation:XValidation:rule="!self.split('?')[0].split('/').exists(s, s == '..')",message="must not contain '..' path segments"
+	// +required
+	URI string `json:"uri"`
+
+	// CredentialsSecretName names a Secret in the job's namespace with the keys AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) for s3:// storage.
+	// +optional
+	CredentialsSecretName SecretName `json:"credentialsSecretName,omitempty"`
+
+	// EveryEpochs is the number of epochs between two checkpoints.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=1
+	// +optional
+	EveryEpochs int32 `json:"everyEpochs,omitempty"`
+
+	// Keep is how many of the newest checkpoints are kept (the best one by test accuracy is kept too).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=3
+	// +optional
+	Keep int32 `json:"keep,omitempty"`
+
+	// ResumeFrom names an existing checkpoint to start from: a warm start, or continuing the run of a
+	// deleted job.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+)$')",message="must be s3://bucket/key or file:///path"
+	// +optional
+	ResumeFrom string `json:"resumeFrom,omitempty"`
+}
+
+// RunPolicy says how failures, deadlines, suspension and clean-up are handled.
+type RunPolicy struct {
+	// BackoffLimit is the number of failed attempts after which the job fails. Disruptions (eviction,
+	// preemption, a deleted pod, a node going away) do not count.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=3
+	// +optional
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// ActiveDeadlineSeconds bounds the time the job may run, counted from its start (and from its
+	// resumption after a suspension); past it the workers are stopped and the job fails.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// TTLSecondsAfterFinished deletes the job (and its pods) this long after it succeeded or failed.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+
+	// Suspend stops the job's pods; setting it back to false starts a new attempt, which resumes from
+	// the latest checkpoint.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// WorkerTemplate is what a user may add to the worker pods.
+type WorkerTemplate struct {
+	// Labels added to the worker pods. Keys under kubetrain.io/ are reserved.
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kubetrain.io/'))",message="label keys under kubetrain.io/ are reserved"
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations added to the worker pods.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
+	// +optional
+	// +listType=atomic
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// Env adds variables to the trainer container. Names starting with KUBETRAIN_ are reserved.
+	// +kubebuilder:validation:XValidation:rule="self.all(e, !e.name.startsWith('KUBETRAIN_'))",message="environment variables starting with KUBETRAIN_ are reserved"
+	// +optional
+	// +listType=atomic
+	Env []corev1.EnvVar `json:"env,omitempty"`
+	// Volumes added to the worker pods. The name scratch is reserved.
+	// +kubebuilder:validation:XValidation:rule="self.all(v, v.name != 'scratch')",message="the volume name scratch is reserved"
+	// +optional
+	// +listType=atomic
+	Volumes []corev1.Volume `json:"volumes,omitempty"`
+	// VolumeMounts of those volumes in the trainer container. A file:// dataset or checkpoint URI is a
+	// path inside the worker, e.g. on a mounted PersistentVolumeClaim.
+	// +kubebuilder:validation:XValidation:rule="self.all(m, m.mountPath != '/scratch')",message="the mount path /scratch is reserved"
+	// +optional
+	// +listType=atomic
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+}
+
+// Phase is the stage of a job's life.
+// +kubebuilder:validation:Enum=Pending;Running;Restarting;Suspended;Succeeded;Failed
+type Phase string
+
+const (
+	// PhasePending: the workers of the current attempt exist but do not all run yet.
+	PhasePending Phase = "Pending"
+	// PhaseRunning: every worker runs.
+	PhaseRunning Phase = "Running"
+	// PhaseRestarting: an attempt ended and the next waits for its backoff to pass.
+	PhaseRestarting Phase = "Restarting"
+	// PhaseSuspended: spec.runPolicy.suspend is set and the workers are gone.
+	PhaseSuspended Phase = "Suspended"
+	// PhaseSucceeded: the workers finished training. Terminal.
+	PhaseSucceeded Phase = "Succeeded"
+	// PhaseFailed: the job cannot succeed. Terminal.
+	PhaseFailed Phase = "Failed"
+)
+
+// TrainingJobStatus is what the controller and the trainer report. The controller owns every field
+// but progress, history and latestCheckpoint, which the trainer writes; each writes with server-side
+// apply under its own field manager, so neither overwrites the other.
+type TrainingJobStatus struct {
+	// ObservedGeneration is the generation of the spec the controller last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// Conditions: Ready, Reconciling and Stalled (read by GitOps tools through kstatus), and Suspended,
+	// Succeeded and Failed.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// StartTime is when the workers of the job were first created (reset on resumption after a
+	// suspension: the active deadline counts from it).
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// CompletionTime is when the job succeeded or failed.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// Attempt is the index of the current attempt, from 0. Each new set of worker pods is an attempt.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+	// AttemptStartTime is when the current attempt's pods were created; unset while the attempt waits
+	// for its backoff to pass or for a suspension to end.
+	// +optional
+	AttemptStartTime *metav1.Time `json:"attemptStartTime,omitempty"`
+	// RestartAfter is when a restarting job's next attempt may start (the backoff).
+	// +optional
+	RestartAfter *metav1.Time `json:"restartAfter,omitempty"`
+
+	// Restarts counts the attempts started after a failure or a disruption.
+	// +optional
+	Restarts int32 `json:"restarts,omitempty"`
+	// Failures counts the attempts that failed; the job fails when it exceeds the backoff limit.
+	// +optional
+	Failures int32 `json:"failures,omitempty"`
+	// Disruptions counts the attempts that ended by eviction, preemption or a deleted pod; they do not
+	// count against the backoff limit.
+	// +optional
+	Disruptions int32 `json:"disruptions,omitempty"`
+
+	// Workers counts the current attempt's worker pods by state.
+	// +optional
+	Workers WorkerCounts `json:"workers,omitempty"`
+
+	// Progress is the trainer's latest report.
+	// +optional
+	Progress *Progress `json:"progress,omitempty"`
+	// History holds the metrics of the most recent epochs (at most 100), oldest first.
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	// +optional
+	History []EpochMetrics `json:"history,omitempty"`
+	// LatestCheckpoint is the newest committed checkpoint.
+	// +optional
+	LatestCheckpoint *CheckpointRef `json:"latestCheckpoint,omitempty"`
+	// ResumedFrom is the checkpoint the current attempt resumed from, if any.
+	// +optional
+	ResumedFrom *CheckpointRef `json:"resumedFrom,omitempty"`
+}
+
+// WorkerCounts counts worker pods by state.
+type WorkerCounts struct {
+	// +optional
+	Pending int32 `json:"pending,omitempty"`
+	// +optional
+	Running int32 `json:"running,omitempty"`
+	// +optional
+	Succeeded int32 `json:"succeeded,omitempty"`
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+}
+
+// EpochMetrics are the metrics of one epoch.
+type EpochMetrics struct {
+	Epoch int32 `json:"epoch"`
+	// +optional
+	Loss float64 `json:"loss,omitempty"`
+	// +optional
+	TrainAccuracy float64 `json:"trainAccuracy,omitempty"`
+	// +optional
+	TestAccuracy float64 `json:"testAccuracy,omitempty"`
+	// +optional
+	ImagesPerSecond float64 `json:"imagesPerSecond,omitempty"`
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+}
+
+// Progress is the trainer's latest report: the last completed epoch's metrics.
+type Progress struct {
+	EpochMetrics `json:",inline"`
+	// Epochs is the total number of epochs.
+	Epochs int32 `json:"epochs"`
+	// EpochText is "epoch/epochs", for kubectl get.
+	// +optional
+	EpochText string `json:"epochText,omitempty"`
+}
+
+// CheckpointRef points at a committed checkpoint.
+type CheckpointRef struct {
+	// URI of the checkpoint's manifest.
+	URI string `json:"uri"`
+	// Epoch the checkpoint was taken after.
+	// +optional
+	Epoch int32 `json:"epoch,omitempty"`
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+	// Attempt that wrote the checkpoint (for resumedFrom: the attempt that resumed from it).
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+}

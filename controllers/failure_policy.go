@@ -1,0 +1,102 @@
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubetrain/kubetrain/internal/contract"
+)
+
+// The rule for "what happens when a worker dies": a worker that ends is classified by how it ended,
+// and the class decides whether the job fails now, retries after a backoff that counts against the
+// backoff limit, or retries at once without counting (a disruption).
+
+// workerEnd is how a worker pod ended.
+type workerEnd struct {
+	class   contract.ExitClass
+	reason  string
+	message string
+}
+
+// classifyFailedPod says why a pod in phase Failed ended. Eviction, preemption and a node shutdown
+// are disruptions whatever the exit code (the kubelet marks them with the DisruptionTarget
+// condition or, for older paths, the Evicted reason); otherwise the trainer's exit code decides.
+func classifyFailedPod(pod *corev1.Pod) workerEnd {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+			return workerEnd{contract.ExitClassDisruption, c.Reason, podMessage(pod, c.Message)}
+		}
+	}
+	if pod.Status.Reason == "Evicted" {
+		return workerEnd{contract.ExitClassDisruption, "Evicted", podMessage(pod, pod.Status.Message)}
+	}
+	term := trainerTermination(pod)
+	if term == nil {
+		// Failed without a container result: rejected at admission by the kubelet (e.g.
+		// OutOfcpu, NodeAffinity). Another attempt may land elsewhere.
+		return workerEnd{contract.ExitClassRetriable, nonEmpty(pod.Status.Reason, "PodFailed"),
+			podMessage(pod, pod.Status.Message)}
+	}
+	return workerEnd{
+		class:   contract.ClassifyExit(term.ExitCode),
+		reason:  contract.ExitReason(term.ExitCode),
+		message: podMessage(pod, fmt.Sprintf("exit code %d: %s", term.ExitCode, terminationText(term.Message))),
+	}
+}
+
+// vanishedPod is the end of a worker whose pod is gone before it finished: deleted by a user or
+// by a node's removal. Neither says anything about the training, so it is a disruption.
+func vanishedPod(name string) workerEnd {
+	return workerEnd{contract.ExitClassDisruption, "PodDeleted", fmt.Sprintf("pod %s was deleted before it finished", name)}
+}
+
+// backoff is the wait before the attempt that follows the n-th failure (n >= 1): base, 2*base,
+// 4*base, ... up to max.
+func backoff(n int32, cfg Config) time.Duration {
+	d := cfg.BackoffBase
+	for i := int32(1); i < n && d < cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, cfg.BackoffMax)
+}
+
+func trainerTermination(pod *corev1.Pod) *corev1.ContainerStateTerminated {
+	for i := range pod.Status.ContainerStatuses {
+		cs := &pod.Status.ContainerStatuses[i]
+		if cs.Name == TrainerContainerName && cs.State.Terminated != nil {
+			return cs.State.Terminated
+		}
+	}
+	return nil
+}
+
+// terminationText is the readable part of a termination message: the trainer writes a
+// contract.Result as JSON; a custom image may write anything.
+func terminationText(msg string) string {
+	var r contract.Result
+	if err := json.Unmarshal([]byte(msg), &r); err == nil && r.Outcome != "" {
+		if r.Message != "" {
+			return r.Message
+		}
+		return r.Outcome
+	}
+	const max = 512
+	if len(msg) > max {
+		msg = msg[:max] + "..."
+	}
+	return msg
+}
+
+func podMessage(pod *corev1.Pod, msg string) string {
+	return fmt.Sprintf("pod %s: %s", pod.Name, msg)
+}
+
+func nonEmpty(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}

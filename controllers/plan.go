@@ -1,0 +1,366 @@
+package controllers
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/contract"
+)
+
+// plan is what one reconcile pass decides for a job. It is computed by planJob, a pure function of
+// the job, its pods and the time; the reconciler carries it out and writes status once.
+type plan struct {
+	status kubetrainv1alpha1.TrainingJobStatus
+	// createWorkers asks for the current attempt's worker pods to be created.
+	createWorkers bool
+	// deletePods are active pods to stop.
+	deletePods []*corev1.Pod
+	// deleteJob asks for the job to be deleted (its TTL after finishing passed).
+	deleteJob bool
+	// requeueAfter asks for another pass after this long, when nothing else would trigger one
+	// (a backoff, a deadline, a TTL). Zero means no timed pass.
+	requeueAfter time.Duration
+	// events are emitted after the status write succeeds.
+	events []event
+}
+
+type event struct {
+	eventType, reason, action, note string
+}
+
+type planner struct {
+	tj      *kubetrainv1alpha1.TrainingJob
+	now     time.Time
+	nowMeta metav1.Time
+	cfg     Config
+	// current holds the pods of the current attempt by rank; activeOld the pods of earlier
+	// attempts that still run (or are stopping).
+	current   map[int32]*corev1.Pod
+	activeOld []*corev1.Pod
+	out       plan
+}
+
+// planJob decides what to do with a job, given every pod it owns. It never touches a client.
+func planJob(tj *kubetrainv1alpha1.TrainingJob, pods []*corev1.Pod, now time.Time, cfg Config) plan {
+	p := &planner{tj: tj, now: now, nowMeta: metav1.NewTime(now).Rfc3339Copy(), cfg: cfg}
+	p.out.status = *tj.Status.DeepCopy()
+	p.out.status.ObservedGeneration = tj.Generation
+	p.current = map[int32]*corev1.Pod{}
+	for _, pod := range pods {
+		attempt, rank, ok := podAttemptAndRank(pod)
+		switch {
+		case !ok:
+			continue
+		case attempt == tj.Status.Attempt:
+			p.current[rank] = pod
+		case !podFinished(pod):
+			p.activeOld = append(p.activeOld, pod)
+		}
+	}
+	p.run()
+	for i := range p.out.status.Conditions {
+		p.out.status.Conditions[i].ObservedGeneration = tj.Generation
+	}
+	return p.out
+}
+
+func (p *planner) run() {
+	st := &p.out.status
+	if finished(st.Phase) {
+		p.keepFinished()
+		return
+	}
+	if left, ok := deadlineLeft(p.tj, p.now); ok {
+		if left <= 0 {
+			p.fail(kubetrainv1alpha1.ReasonDeadlineExceeded, fmt.Sprintf(
+				"the job ran longer than spec.runPolicy.activeDeadlineSeconds (%ds)", *p.tj.Spec.RunPolicy.ActiveDeadlineSeconds))
+			return
+		}
+		p.requeue(left)
+	}
+	if st.AttemptStartTime != nil && p.followAttempt() {
+		return
+	}
+	if st.AttemptStartTime == nil {
+		p.startAttempt()
+	}
+}
+
+// followAttempt looks at the current attempt's workers. It reports true when the job's fate for
+// this pass is settled; false when a new attempt is to start.
+func (p *planner) followAttempt() bool {
+	st := &p.out.status
+	var counts kubetrainv1alpha1.WorkerCounts
+	var end *workerEnd
+	stopping := 0
+	for rank := int32(0); rank < p.tj.Spec.Workers; rank++ {
+		pod := p.current[rank]
+		var e *workerEnd
+		switch {
+		case pod == nil:
+			v := vanishedPod(workerPodName(p.tj.Name, rank, st.Attempt))
+			e = &v
+		case pod.Status.Phase == corev1.PodSucceeded:
+			counts.Succeeded++
+		case pod.Status.Phase == corev1.PodFailed:
+			counts.Failed++
+			c := classifyFailedPod(pod)
+			e = &c
+		case pod.DeletionTimestamp != nil:
+			// Wait until a stopping worker has stopped: two trainers of one job must never write
+			// checkpoints at once.
+			stopping++
+		case pod.Status.Phase == corev1.PodRunning:
+			counts.Running++
+		default:
+			counts.Pending++
+		}
+		if e != nil && (end == nil || severity(e.class) > severity(end.class)) {
+			end = e
+		}
+	}
+	st.Workers = counts
+
+	switch {
+	case end != nil:
+		return p.endAttempt(*end)
+	case counts.Succeeded == p.tj.Spec.Workers:
+		p.succeed()
+		return true
+	case p.tj.Spec.RunPolicy.Suspend:
+		p.suspend()
+		return true
+	case stopping > 0:
+		p.setPhase(kubetrainv1alpha1.PhaseRestarting, health{reconciling: true,
+			reason: kubetrainv1alpha1.ReasonRestarting, message: fmt.Sprintf("waiting for %d stopping worker(s)", stopping)})
+		return true
+	case counts.Running+counts.Succeeded == p.tj.Spec.Workers:
+		if st.Phase != kubetrainv1alpha1.PhaseRunning {
+			p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonRunning, "Run",
+				fmt.Sprintf("attempt %d: %d worker(s) running", st.Attempt, counts.Running))
+		}
+		p.setPhase(kubetrainv1alpha1.PhaseRunning, health{ready: true,
+			reason: kubetrainv1alpha1.ReasonRunning, message: fmt.Sprintf("attempt %d: %d worker(s) running", st.Attempt, counts.Running)})
+		return true
+	default:
+		reason, message, stalled := pendingReason(p.current)
+		p.setPhase(kubetrainv1alpha1.PhasePending, health{stalled: stalled, reason: reason, message: message})
+		return true
+	}
+}
+
+// endAttempt applies the failure policy to an attempt a worker of which ended without success.
+func (p *planner) endAttempt(end workerEnd) bool {
+	st := &p.out.status
+	switch end.class {
+	case contract.ExitClassPermanent:
+		p.fail(kubetrainv1alpha1.ReasonPermanentFailure, fmt.Sprintf("%s (%s: not retried)", end.message, end.reason))
+		return true
+	case contract.ExitClassDisruption:
+		st.Disruptions++
+		p.emit(corev1.EventTypeWarning, kubetrainv1alpha1.ReasonWorkerDisrupted, "Restart",
+			fmt.Sprintf("attempt %d disrupted (%s), restarting: %s", st.Attempt, end.reason, end.message))
+		p.nextAttempt(0)
+		return false
+	default:
+		st.Failures++
+		limit := backoffLimit(p.tj)
+		if st.Failures > limit {
+			p.fail(kubetrainv1alpha1.ReasonBackoffLimit, fmt.Sprintf(
+				"%d failed attempt(s), more than spec.runPolicy.backoffLimit (%d); last: %s", st.Failures, limit, end.message))
+			return true
+		}
+		wait := backoff(st.Failures, p.cfg)
+		p.emit(corev1.EventTypeWarning, kubetrainv1alpha1.ReasonWorkerFailed, "Restart",
+			fmt.Sprintf("attempt %d failed (%s), retrying in %s: %s", st.Attempt, end.reason, wait, end.message))
+		p.nextAttempt(wait)
+		return false
+	}
+}
+
+// nextAttempt ends the current attempt: its remaining workers are stopped and the next attempt
+// starts after wait.
+func (p *planner) nextAttempt(wait time.Duration) {
+	st := &p.out.status
+	for _, pod := range p.current {
+		if !podFinished(pod) && pod.DeletionTimestamp == nil {
+			p.out.deletePods = append(p.out.deletePods, pod)
+			p.activeOld = append(p.activeOld, pod)
+		}
+	}
+	p.current = nil
+	st.Attempt++
+	st.Restarts++
+	st.AttemptStartTime = nil
+	st.RestartAfter = nil
+	if wait > 0 {
+		t := metav1.NewTime(p.now.Add(wait)).Rfc3339Copy()
+		st.RestartAfter = &t
+	}
+}
+
+// startAttempt creates the current attempt's workers once nothing holds them back.
+func (p *planner) startAttempt() {
+	st := &p.out.status
+	if p.tj.Spec.RunPolicy.Suspend {
+		p.suspend()
+		return
+	}
+	if st.RestartAfter != nil && p.now.Before(st.RestartAfter.Time) {
+		p.requeue(st.RestartAfter.Sub(p.now))
+		p.setPhase(kubetrainv1alpha1.PhaseRestarting, health{reconciling: true, reason: kubetrainv1alpha1.ReasonBackoff,
+			message: fmt.Sprintf("attempt %d starts after %s", st.Attempt, st.RestartAfter.UTC().Format(time.RFC3339))})
+		return
+	}
+	if len(p.activeOld) > 0 {
+		p.setPhase(kubetrainv1alpha1.PhaseRestarting, health{reconciling: true, reason: kubetrainv1alpha1.ReasonRestarting,
+			message: fmt.Sprintf("attempt %d waits for %d pod(s) of earlier attempts to stop", st.Attempt, len(p.activeOld))})
+		return
+	}
+	if st.Phase == kubetrainv1alpha1.PhaseSuspended {
+		p.resume()
+	}
+	p.out.createWorkers = true
+	st.AttemptStartTime = &p.nowMeta
+	if st.StartTime == nil {
+		st.StartTime = &p.nowMeta
+	}
+	st.RestartAfter = nil
+	st.Workers = kubetrainv1alpha1.WorkerCounts{Pending: p.tj.Spec.Workers}
+	msg := fmt.Sprintf("attempt %d: created %d worker pod(s)", st.Attempt, p.tj.Spec.Workers)
+	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonPodsCreated, "Create", msg)
+	p.setPhase(kubetrainv1alpha1.PhasePending, health{reason: kubetrainv1alpha1.ReasonPodsCreated, message: msg})
+}
+
+func (p *planner) succeed() {
+	st := &p.out.status
+	st.CompletionTime = &p.nowMeta
+	msg := fmt.Sprintf("training finished in attempt %d", st.Attempt)
+	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSucceeded, metav1.ConditionTrue,
+		kubetrainv1alpha1.ReasonSucceeded, msg)
+	p.setPhase(kubetrainv1alpha1.PhaseSucceeded, health{ready: true, reason: kubetrainv1alpha1.ReasonSucceeded, message: msg})
+	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonSucceeded, "Complete", msg)
+	p.keepFinished()
+}
+
+// fail ends the job: its active pods are stopped and it never starts pods again.
+func (p *planner) fail(reason, message string) {
+	st := &p.out.status
+	st.CompletionTime = &p.nowMeta
+	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, message)
+	p.setPhase(kubetrainv1alpha1.PhaseFailed, health{stalled: true, reason: reason, message: message})
+	p.emit(corev1.EventTypeWarning, reason, "Fail", message)
+	p.keepFinished()
+}
+
+// keepFinished keeps a finished job finished: whatever pods still run are stopped, none is created,
+// and the job is deleted when its TTL passes.
+func (p *planner) keepFinished() {
+	for _, pod := range p.current {
+		if !podFinished(pod) && pod.DeletionTimestamp == nil {
+			p.out.deletePods = append(p.out.deletePods, pod)
+		}
+	}
+	for _, pod := range p.activeOld {
+		if pod.DeletionTimestamp == nil {
+			p.out.deletePods = append(p.out.deletePods, pod)
+		}
+	}
+	p.out.requeueAfter = 0
+	tj := p.tj.DeepCopy()
+	tj.Status = p.out.status
+	if left, ok := ttlLeft(tj, p.now); ok {
+		if left <= 0 {
+			p.out.deleteJob = true
+			return
+		}
+		p.requeue(left)
+	}
+}
+
+func (p *planner) setPhase(phase kubetrainv1alpha1.Phase, h health) {
+	p.out.status.Phase = phase
+	setHealth(&p.out.status, p.tj.Generation, p.nowMeta, h)
+}
+
+func (p *planner) emit(eventType, reason, action, note string) {
+	p.out.events = append(p.out.events, event{eventType, reason, action, note})
+}
+
+// requeue asks for a pass after d at the latest.
+func (p *planner) requeue(d time.Duration) {
+	if d <= 0 {
+		d = time.Second
+	}
+	if p.out.requeueAfter == 0 || d < p.out.requeueAfter {
+		p.out.requeueAfter = d
+	}
+}
+
+// pendingReason says why workers are not running yet, from their pods' status: the scheduler's
+// message for an unschedulable pod (e.g. too few GPUs), the kubelet's for a container that cannot
+// start. stalled is true when only a change by the user can help (e.g. a missing Secret).
+func pendingReason(pods map[int32]*corev1.Pod) (reason, message string, stalled bool) {
+	for rank := int32(0); rank < int32(len(pods)); rank++ {
+		pod := pods[rank]
+		if pod == nil {
+			continue
+		}
+		for _, cs := range pod.Status.ContainerStatuses {
+			w := cs.State.Waiting
+			if w == nil {
+				continue
+			}
+			switch w.Reason {
+			case "CreateContainerConfigError", "CreateContainerError":
+				return kubetrainv1alpha1.ReasonContainerConfig, podMessage(pod, w.Message), true
+			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
+				return kubetrainv1alpha1.ReasonImagePull, podMessage(pod, w.Message), w.Reason == "InvalidImageName"
+			}
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				return kubetrainv1alpha1.ReasonUnschedulable, podMessage(pod, c.Message), false
+			}
+		}
+	}
+	return kubetrainv1alpha1.ReasonPodsPending, "waiting for the workers to start", false
+}
+
+func backoffLimit(tj *kubetrainv1alpha1.TrainingJob) int32 {
+	if tj.Spec.RunPolicy.BackoffLimit == nil {
+		return 3
+	}
+	return *tj.Spec.RunPolicy.BackoffLimit
+}
+
+// severity orders how an attempt ended: a permanent failure outweighs a retriable one, which
+// outweighs a disruption.
+func severity(c contract.ExitClass) int {
+	switch c {
+	case contract.ExitClassPermanent:
+		return 3
+	case contract.ExitClassRetriable:
+		return 2
+	case contract.ExitClassDisruption:
+		return 1
+	default:
+		return 0
+	}
+}
+
+func podFinished(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// podAttemptAndRank reads the attempt and rank labels the controller put on a worker pod.
+func podAttemptAndRank(pod *corev1.Pod) (attempt, rank int32, ok bool) {
+	a, errA := strconv.ParseInt(pod.Labels[kubetrainv1alpha1.LabelAttempt], 10, 32)
+	r, errR := strconv.ParseInt(pod.Labels[kubetrainv1alpha1.LabelRank], 10, 32)
+	return int32(a), int32(r), errA == nil && errR == nil
+}

@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+)
+
+// suspend stops a job's workers while spec.runPolicy.suspend is set. The stopped attempt is over:
+// resuming starts the next one (which resumes from the latest checkpoint), and the active deadline
+// counts again from the resumption, as for a batch Job. A suspension is neither a failure nor a
+// disruption.
+func (p *planner) suspend() {
+	st := &p.out.status
+	for _, pod := range p.current {
+		if !podFinished(pod) && pod.DeletionTimestamp == nil {
+			p.out.deletePods = append(p.out.deletePods, pod)
+		}
+	}
+	for _, pod := range p.activeOld {
+		if pod.DeletionTimestamp == nil {
+			p.out.deletePods = append(p.out.deletePods, pod)
+		}
+	}
+	if st.AttemptStartTime != nil {
+		st.Attempt++
+		st.AttemptStartTime = nil
+	}
+	st.StartTime = nil
+	st.RestartAfter = nil
+	st.Workers = kubetrainv1alpha1.WorkerCounts{}
+	p.out.requeueAfter = 0
+	if st.Phase != kubetrainv1alpha1.PhaseSuspended {
+		p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonSuspended, "Suspend", "the job is suspended: its workers are stopped")
+	}
+	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSuspended, metav1.ConditionTrue,
+		kubetrainv1alpha1.ReasonSuspended, "spec.runPolicy.suspend is true")
+	p.setPhase(kubetrainv1alpha1.PhaseSuspended, health{reason: kubetrainv1alpha1.ReasonSuspended,
+		message: "spec.runPolicy.suspend is true"})
+}
+
+// resume records the end of a suspension; startAttempt then creates the next attempt's workers.
+func (p *planner) resume() {
+	setCondition(&p.out.status, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSuspended, metav1.ConditionFalse,
+		kubetrainv1alpha1.ReasonResumed, "spec.runPolicy.suspend is false")
+	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonResumed, "Resume", "the job is resumed")
+}

@@ -1,0 +1,193 @@
+// Package controllers holds the TrainingJob controller: it turns a TrainingJob into worker pods
+// running the trainer, follows them to the end, restarts them with backoff, and cleans up.
+//
+// Each pass reads the job and its pods, asks the pure planJob what to do, carries that out
+// (deleting and creating pods), writes status once with server-side apply under the controller's
+// own field manager (so the trainer's progress fields are never overwritten), and only then emits
+// the pass's events.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+)
+
+// FieldManager is the controller's name in managedFields: it owns every status field but the
+// trainer's progress, history and checkpoints.
+const FieldManager = "kubetrain-controller"
+
+// ownerIndex indexes pods by the UID of the TrainingJob that controls them.
+const ownerIndex = ".metadata.ownerReferences.trainingjob"
+
+// TrainingJobReconciler reconciles TrainingJobs.
+type TrainingJobReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server directly: a worker pod missing from the cache is only
+	// taken as deleted once the server says so.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	Config    Config
+	// MaxConcurrentReconciles is how many jobs are reconciled at once.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile is a thin shell: read, plan, act, write status once, then emit events.
+func (r *TrainingJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	tj := &kubetrainv1alpha1.TrainingJob{}
+	if err := r.Client.Get(ctx, req.NamespacedName, tj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !tj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the garbage collector removes the pods with the job
+	}
+	pods, err := r.workerPods(ctx, tj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p := planJob(tj, pods, r.Clock.Now(), r.Config)
+	actErr := r.act(ctx, tj, &p)
+	if p.deleteJob {
+		return ctrl.Result{}, actErr
+	}
+	if err := r.writeStatus(ctx, tj, &p.status); err != nil {
+		if apierrors.IsConflict(err) {
+			// The job changed since it was read (the trainer reported, or another pass wrote):
+			// plan again from the new version.
+			return ctrl.Result{RequeueAfter: requeueForConflict}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	for _, e := range p.events {
+		r.Recorder.Eventf(tj, nil, e.eventType, e.reason, e.action, "%s", e.note)
+	}
+	return ctrl.Result{RequeueAfter: p.requeueAfter}, actErr
+}
+
+// act carries out a plan's pod and job changes. A failure to create the workers is recorded in the
+// plan's status (which is still written) and returned, so the pass is retried with backoff.
+func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, p *plan) error {
+	for _, pod := range p.deletePods {
+		if err := r.deletePod(ctx, pod); err != nil {
+			return err
+		}
+	}
+	if p.deleteJob {
+		log.FromContext(ctx).Info("deleting finished job: its TTL passed")
+		uid := tj.UID
+		err := r.Client.Delete(ctx, tj, client.Preconditions{UID: &uid},
+			client.PropagationPolicy(metav1.DeletePropagationBackground))
+		return client.IgnoreNotFound(err)
+	}
+	if p.createWorkers {
+		planned := tj.DeepCopy()
+		planned.Status = p.status
+		if err := r.createWorkers(ctx, planned); err != nil {
+			msg := fmt.Sprintf("cannot create worker pods: %v", err)
+			p.status.AttemptStartTime = nil
+			setHealth(&p.status, tj.Generation, metav1.NewTime(r.Clock.Now()).Rfc3339Copy(),
+				health{reason: kubetrainv1alpha1.ReasonPodCreationFailed, message: msg})
+			p.events = []event{{corev1.EventTypeWarning, kubetrainv1alpha1.ReasonPodCreationFailed, "Create", msg}}
+			return err
+		}
+	}
+	return nil
+}
+
+// createWorkers creates the current attempt's worker pods. Their names are deterministic, so a pod
+// created by a pass whose status write was lost is found again (AlreadyExists), never duplicated.
+func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob) error {
+	for rank := int32(0); rank < tj.Spec.Workers; rank++ {
+		pod := constructWorkerPod(tj, rank, r.Config)
+		if err := r.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *TrainingJobReconciler) deletePod(ctx context.Context, pod *corev1.Pod) error {
+	uid := pod.UID
+	err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &uid})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// workerPods lists every pod the job controls. When the cache lacks a worker of the current,
+// started attempt, the API server is asked: a pod that was just created may not have reached the
+// cache yet, and only a pod the server no longer has counts as deleted.
+func (r *TrainingJobReconciler) workerPods(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob) ([]*corev1.Pod, error) {
+	var list corev1.PodList
+	if err := r.Client.List(ctx, &list, client.InNamespace(tj.Namespace),
+		client.MatchingFields{ownerIndex: string(tj.UID)}); err != nil {
+		return nil, err
+	}
+	pods := make([]*corev1.Pod, 0, len(list.Items)+1)
+	have := map[string]bool{}
+	for i := range list.Items {
+		pods = append(pods, &list.Items[i])
+		have[list.Items[i].Name] = true
+	}
+	if tj.Status.AttemptStartTime == nil || finished(tj.Status.Phase) {
+		return pods, nil
+	}
+	for rank := int32(0); rank < tj.Spec.Workers; rank++ {
+		name := workerPodName(tj.Name, rank, tj.Status.Attempt)
+		if have[name] {
+			continue
+		}
+		pod := &corev1.Pod{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: name}, pod)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, err
+		case metav1.IsControlledBy(pod, tj):
+			pods = append(pods, pod)
+		}
+	}
+	return pods, nil
+}
+
+// SetupWithManager registers the controller: it watches TrainingJobs and the pods they own.
+func (r *TrainingJobReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, ownerIndex, func(o client.Object) []string {
+		ref := metav1.GetControllerOf(o)
+		if ref == nil || ref.Kind != "TrainingJob" || ref.APIVersion != kubetrainv1alpha1.GroupVersion.String() {
+			return nil
+		}
+		return []string{string(ref.UID)}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kubetrainv1alpha1.TrainingJob{}).
+		Owns(&corev1.Pod{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		Complete(r)
+}
+
+// requeueForConflict is how long to wait before retrying a pass whose status write lost a race.
+const requeueForConflict = 100 * time.Millisecond

@@ -1,0 +1,243 @@
+package controllers
+
+import (
+	"fmt"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/contract"
+)
+
+// TrainerContainerName is the name of the trainer container in every worker pod.
+const TrainerContainerName = "trainer"
+
+// trainerUID is the non-root user of the trainer image (distroless's "nonroot").
+const trainerUID = 65532
+
+// scratchVolume is the writable emptyDir every worker gets: the root filesystem is read-only.
+const scratchVolume = "scratch"
+
+// workerPodName names the pod of a job's worker in an attempt. The suffix "-w<rank>-a<attempt>" ends
+// in digits after fixed letters, so it is cut off a pod name in exactly one way: two jobs, one
+// named like a prefix of the other, never produce the same pod name.
+func workerPodName(jobName string, rank, attempt int32) string {
+	return fmt.Sprintf("%s-w%d-a%d", jobName, rank, attempt)
+}
+
+// constructWorkerPod builds the pod of one worker of the job's current attempt. It is pure: the
+// reconciler creates what it returns.
+func constructWorkerPod(tj *kubetrainv1alpha1.TrainingJob, rank int32, cfg Config) *corev1.Pod {
+	spec := &tj.Spec
+	attempt := tj.Status.Attempt
+	tmpl := spec.Template
+	if tmpl == nil {
+		tmpl = &kubetrainv1alpha1.WorkerTemplate{}
+	}
+
+	labels := map[string]string{}
+	for k, v := range tmpl.Labels {
+		labels[k] = v
+	}
+	labels[kubetrainv1alpha1.LabelJobName] = tj.Name
+	labels[kubetrainv1alpha1.LabelJobUID] = string(tj.UID)
+	labels[kubetrainv1alpha1.LabelRank] = strconv.Itoa(int(rank))
+	labels[kubetrainv1alpha1.LabelAttempt] = strconv.Itoa(int(attempt))
+	labels[kubetrainv1alpha1.LabelManagedBy] = kubetrainv1alpha1.ManagedByValue
+
+	var annotations map[string]string
+	if len(tmpl.Annotations) > 0 {
+		annotations = map[string]string{}
+		for k, v := range tmpl.Annotations {
+			annotations[k] = v
+		}
+	}
+
+	image := cfg.TrainerImage
+	if spec.Image != "" {
+		image = spec.Image
+	}
+
+	container := corev1.Container{
+		Name:                     TrainerContainerName,
+		Image:                    image,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		Args:                     trainerArgs(tj),
+		Env:                      append(trainerEnv(tj, rank), tmpl.Env...),
+		Resources:                workerResources(&spec.Resources),
+		TerminationMessagePath:   contract.TerminationLogPath,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		VolumeMounts: append([]corev1.VolumeMount{{
+			Name: scratchVolume, MountPath: contract.ScratchDir,
+		}}, tmpl.VolumeMounts...),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			RunAsNonRoot:             ptr.To(true),
+		},
+	}
+
+	tolerations := append([]corev1.Toleration(nil), tmpl.Tolerations...)
+	if spec.Resources.GPUs > 0 {
+		// GPU nodes are commonly tainted with their GPU resource name so that only pods asking for
+		// GPUs land there (what the ExtendedResourceToleration admission plugin also adds).
+		tolerations = append(tolerations, corev1.Toleration{
+			Key: gpuResourceName(&spec.Resources), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+		})
+	}
+
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        workerPodName(tj.Name, rank, attempt),
+			Namespace:   tj.Namespace,
+			Labels:      labels,
+			Annotations: annotations,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(tj,
+				kubetrainv1alpha1.GroupVersion.WithKind("TrainingJob"))},
+		},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: ptr.To(cfg.TerminationGracePeriodSeconds),
+			AutomountServiceAccountToken:  ptr.To(false),
+			Hostname:                      fmt.Sprintf("%s-w%d", tj.Name, rank),
+			Containers:                    []corev1.Container{container},
+			Volumes: append([]corev1.Volume{{
+				Name:         scratchVolume,
+				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
+			}}, tmpl.Volumes...),
+			NodeSelector:      tmpl.NodeSelector,
+			Tolerations:       tolerations,
+			Affinity:          tmpl.Affinity,
+			PriorityClassName: tmpl.PriorityClassName,
+			RuntimeClassName:  tmpl.RuntimeClassName,
+			ImagePullSecrets:  tmpl.ImagePullSecrets,
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				RunAsUser:      ptr.To[int64](trainerUID),
+				RunAsGroup:     ptr.To[int64](trainerUID),
+				FSGroup:        ptr.To[int64](trainerUID),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+		},
+	}
+}
+
+// trainerArgs passes the spec to the trainer as flags, one --name=value each.
+func trainerArgs(tj *kubetrainv1alpha1.TrainingJob) []string {
+	spec := &tj.Spec
+	hp := &spec.Hyperparameters
+	arg := func(flag, value string) string { return "--" + flag + "=" + value }
+	args := []string{
+		arg(contract.FlagModel, spec.Model.Preset),
+		arg(contract.FlagDataset, spec.Dataset.URI),
+		arg(contract.FlagDatasetFormat, spec.Dataset.Format),
+		arg(contract.FlagEpochs, strconv.Itoa(int(hp.Epochs))),
+		arg(contract.FlagBatchSize, strconv.Itoa(int(hp.BatchSize))),
+		arg(contract.FlagLearningRate, strconv.FormatFloat(hp.LearningRate, 'g', -1, 64)),
+		arg(contract.FlagOptimizer, hp.Optimizer),
+		arg(contract.FlagSeed, strconv.FormatInt(hp.Seed, 10)),
+		arg(contract.FlagLogFormat, contract.LogFormatJSON),
+		arg(contract.FlagScratchDir, contract.ScratchDir),
+	}
+	if ck := spec.Checkpoint; ck != nil {
+		args = append(args,
+			arg(contract.FlagCheckpointURI, ck.URI),
+			arg(contract.FlagCheckpointEvery, strconv.Itoa(int(ck.EveryEpochs))),
+			arg(contract.FlagCheckpointKeep, strconv.Itoa(int(ck.Keep))),
+		)
+	}
+	if from := resumeFrom(tj); from != "" {
+		args = append(args, arg(contract.FlagResumeFrom, from))
+	}
+	return args
+}
+
+// resumeFrom is the checkpoint a new attempt starts from: the latest one the trainer recorded in
+// status, else the one the spec names.
+func resumeFrom(tj *kubetrainv1alpha1.TrainingJob) string {
+	if ck := tj.Status.LatestCheckpoint; ck != nil && ck.URI != "" {
+		return ck.URI
+	}
+	if tj.Spec.Checkpoint != nil {
+		return tj.Spec.Checkpoint.ResumeFrom
+	}
+	return ""
+}
+
+// trainerEnv tells the worker who it is and hands it storage credentials by Secret reference only:
+// the controller never reads a Secret. A missing Secret surfaces in the pod's status as
+// CreateContainerConfigError, which the controller reports as a condition.
+func trainerEnv(tj *kubetrainv1alpha1.TrainingJob, rank int32) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: contract.EnvJobNamespace, Value: tj.Namespace},
+		{Name: contract.EnvJobName, Value: tj.Name},
+		{Name: contract.EnvJobUID, Value: string(tj.UID)},
+		{Name: contract.EnvAttempt, Value: strconv.Itoa(int(tj.Status.Attempt))},
+		{Name: contract.EnvRank, Value: strconv.Itoa(int(rank))},
+		{Name: contract.EnvWorldSize, Value: strconv.Itoa(int(tj.Spec.Workers))},
+		{Name: contract.EnvPodName, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
+		}},
+		// Go sizes its thread pool from the CPU limit; TMPDIR must be writable.
+		{Name: "TMPDIR", Value: contract.ScratchDir},
+		// Never fall back to a cloud metadata endpoint for credentials.
+		{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"},
+	}
+	secret := tj.Spec.Dataset.CredentialsSecretName
+	if ck := tj.Spec.Checkpoint; ck != nil && ck.CredentialsSecretName != "" {
+		secret = ck.CredentialsSecretName
+	}
+	if secret != "" {
+		ref := func(key string, optional bool) corev1.EnvVar {
+			return corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: string(secret)},
+				Key:                  key,
+				Optional:             ptr.To(optional),
+			}}}
+		}
+		env = append(env,
+			ref(contract.SecretKeyAccessKeyID, false),
+			ref(contract.SecretKeySecretAccessKey, false),
+			ref(contract.SecretKeySessionToken, true),
+		)
+	}
+	return env
+}
+
+func gpuResourceName(r *kubetrainv1alpha1.WorkerResources) string {
+	if r.GPUResourceName == "" {
+		return "nvidia.com/gpu"
+	}
+	return r.GPUResourceName
+}
+
+// workerResources requests the GPUs (request equals limit, as extended resources require), the CPU,
+// and the memory (limited to the request: a trainer that outgrows it should fail visibly rather
+// than be the node's OOM victim of choice).
+func workerResources(r *kubetrainv1alpha1.WorkerResources) corev1.ResourceRequirements {
+	var req corev1.ResourceRequirements
+	set := func(list *corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
+		if *list == nil {
+			*list = corev1.ResourceList{}
+		}
+		(*list)[name] = q
+	}
+	if r.GPUs > 0 {
+		q := *resource.NewQuantity(int64(r.GPUs), resource.DecimalSI)
+		set(&req.Requests, corev1.ResourceName(gpuResourceName(r)), q)
+		set(&req.Limits, corev1.ResourceName(gpuResourceName(r)), q)
+	}
+	if r.CPU != nil {
+		set(&req.Requests, corev1.ResourceCPU, *r.CPU)
+	}
+	if r.Memory != nil {
+		set(&req.Requests, corev1.ResourceMemory, *r.Memory)
+		set(&req.Limits, corev1.ResourceMemory, *r.Memory)
+	}
+	return req
+}

@@ -1,0 +1,128 @@
+// Package manager builds the kubetrain controller manager: the same one the binary runs, the envtest
+// suites start, and the scale benchmark measures.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/controllers"
+)
+
+// Options configure the manager; DefaultOptions gives the binary's defaults.
+type Options struct {
+	Controller controllers.Config
+
+	// QPS and Burst limit the manager's requests to the API server. The defaults are deliberately
+	// higher than client-go's (5/10) and controller-runtime's (20/30): a job costs about three writes
+	// (its pod, one status write and an event), so 20 QPS would cap the operator at about 7 new jobs
+	// a second. The API server protects itself with API Priority and Fairness, which queues a busy
+	// client's requests in its own flow instead of letting them starve others, so a client-side limit
+	// only needs to stop a runaway loop, not to shield the server.
+	QPS   float32
+	Burst int
+	// MaxConcurrentReconciles: each pass waits on a few API round trips, so several at once keep the
+	// server busy; more than this mostly adds contention on a small control plane.
+	MaxConcurrentReconciles int
+
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+
+	// Clock is injected by tests; nil means the real clock.
+	Clock clock.PassiveClock
+}
+
+// DefaultOptions are the manager binary's defaults.
+func DefaultOptions() Options {
+	return Options{
+		Controller:              controllers.DefaultConfig(),
+		QPS:                     100,
+		Burst:                   200,
+		MaxConcurrentReconciles: 8,
+		MetricsBindAddress:      ":8080",
+		HealthProbeBindAddress:  ":8081",
+		LeaderElection:          true,
+		LeaderElectionID:        "kubetrain-controller.kubetrain.io",
+	}
+}
+
+// Scheme knows the built-in types and kubetrain's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(kubetrainv1alpha1.AddToScheme(s))
+	return s
+}
+
+// New builds a manager with the TrainingJob controller, health and readiness checks registered.
+func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	managedPods := labels.SelectorFromSet(labels.Set{kubetrainv1alpha1.LabelManagedBy: kubetrainv1alpha1.ManagedByValue})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        opts.LeaderElectionID,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// A new leader takes over within seconds of the old one's exit.
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{
+			// The cache holds only the operator's own pods, without managedFields: memory grows
+			// with the jobs, not with the cluster.
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: managedPods}},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+		Client: client.Options{Cache: &client.CacheOptions{
+			// A pass reads what the previous pass wrote, so it never plans from its own stale past.
+			EnableReadYourWritesConsistency: ptr.To(true),
+		}},
+		GracefulShutdownTimeout: ptr.To(10 * time.Second),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	r := &controllers.TrainingJobReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("kubetrain-controller"),
+		Clock:                   clk,
+		Config:                  opts.Controller,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("setting up the TrainingJob controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
