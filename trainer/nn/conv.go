@@ -6,6 +6,7 @@ import (
 
 	"github.com/kubetrain/kubetrain/trainer/gemm"
 	"github.com/kubetrain/kubetrain/trainer/tensor"
+	"github.com/kubetrain/kubetrain/trainer/vec"
 )
 
 // Conv2D is a 2-D convolution with valid padding and stride 1, bias, and an activation.
@@ -105,11 +106,7 @@ func (t *convForward) Do(worker, i int) {
 	y := l.y.Data[i*rows*f : (i+1)*rows*f]
 	gemm.SgemmSerial(l.e.WS.Scratch(worker), false, false, rows, f, l.k, p, l.k, l.wb, f, 0, y, f)
 	if l.Act == ReLU {
-		for j, v := range y {
-			if v < 0 {
-				y[j] = 0
-			}
-		}
+		vec.ReLU(y)
 	}
 }
 
@@ -148,14 +145,7 @@ func (t *convBackward) Do(worker, i int) {
 	dy := t.dy[i*rows*f : (i+1)*rows*f]
 	dz := l.dz.Data[i*rows*f : (i+1)*rows*f]
 	if l.Act == ReLU {
-		y := l.y.Data[i*rows*f : (i+1)*rows*f]
-		for j, v := range y {
-			if v > 0 {
-				dz[j] = dy[j]
-			} else {
-				dz[j] = 0
-			}
-		}
+		vec.ReLUGrad(dz, dy, l.y.Data[i*rows*f:(i+1)*rows*f])
 	} else {
 		copy(dz, dy)
 	}

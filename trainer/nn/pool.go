@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/kubetrain/kubetrain/trainer/tensor"
+	"github.com/kubetrain/kubetrain/trainer/vec"
 )
 
 // MaxPool2D takes the maximum of each Size x Size window, windows not overlapping (stride Size);
@@ -13,7 +14,8 @@ type MaxPool2D struct {
 	Size int
 
 	h, w, c, oh, ow int
-	argmax          []int32 // per output element: the index of the maximum within its image
+	argmax          []int32   // per output element: the index of the maximum within its image
+	x               []float32 // the last forward pass's input
 	y, dx           *tensor.Tensor
 	e               *Engine
 	inShape         []int
@@ -38,7 +40,9 @@ func (l *MaxPool2D) Build(in []int, maxBatch int, _ *rand.Rand, e *Engine) []int
 	out := []int{l.oh, l.ow, l.c}
 	l.inShape, l.outShape = append([]int(nil), in...), out
 	l.y, l.dx = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, in)
-	l.argmax = make([]int32, maxBatch*l.oh*l.ow*l.c)
+	if l.Size != 2 {
+		l.argmax = make([]int32, maxBatch*l.oh*l.ow*l.c)
+	}
 	l.e = e
 	l.fwd.l, l.bwd.l = l, l
 	return out
@@ -47,6 +51,7 @@ func (l *MaxPool2D) Build(in []int, maxBatch int, _ *rand.Rand, e *Engine) []int
 func (l *MaxPool2D) Forward(x *tensor.Tensor) *tensor.Tensor {
 	tensor.CheckShape("nn", x, l.inShape)
 	l.y.SetBatch(x.Batch())
+	l.x = x.Data
 	l.fwd.x = x.Data
 	l.e.Pool.For(x.Batch(), &l.fwd)
 	l.fwd.x = nil
@@ -63,6 +68,20 @@ func (t *poolForward) Do(_, i int) {
 	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
 	x := t.x[i*in : (i+1)*in]
 	y := l.y.Data[i*out : (i+1)*out]
+	if l.Size == 2 {
+		// The common case, without the argmax bookkeeping: the backward pass finds the maximum
+		// again by comparison, taking the first in the same order.
+		c := l.c
+		for oy := 0; oy < l.oh; oy++ {
+			for ox := 0; ox < l.ow; ox++ {
+				o := (oy*l.ow + ox) * c
+				top := (2*oy*l.w + 2*ox) * c
+				bot := top + l.w*c
+				vec.Max4(y[o:o+c], x[top:top+c], x[top+c:top+2*c], x[bot:bot+c], x[bot+c:bot+2*c])
+			}
+		}
+		return
+	}
 	arg := l.argmax[i*out : (i+1)*out]
 	for oy := 0; oy < l.oh; oy++ {
 		for ox := 0; ox < l.ow; ox++ {
@@ -94,21 +113,45 @@ func (l *MaxPool2D) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
 		return nil
 	}
 	l.dx.SetBatch(dy.Batch())
-	l.bwd.dy = dy.Data
+	l.bwd.dy, l.bwd.x = dy.Data, l.x
 	l.e.Pool.For(dy.Batch(), &l.bwd)
-	l.bwd.dy = nil
+	l.bwd.dy, l.bwd.x = nil, nil
 	return l.dx
 }
 
 type poolBackward struct {
-	l  *MaxPool2D
-	dy []float32
+	l     *MaxPool2D
+	x, dy []float32
 }
 
 func (t *poolBackward) Do(_, i int) {
 	l := t.l
 	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
 	dx := l.dx.Data[i*in : (i+1)*in]
+	if l.Size == 2 {
+		c := l.c
+		x := t.x[i*in : (i+1)*in]
+		y := l.y.Data[i*out : (i+1)*out]
+		dy := t.dy[i*out : (i+1)*out]
+		for oy := 0; oy < l.oh; oy++ {
+			for ox := 0; ox < l.ow; ox++ {
+				o := (oy*l.ow + ox) * c
+				top := (2*oy*l.w + 2*ox) * c
+				bot := top + l.w*c
+				vec.Max4Grad(dx[top:top+c], dx[top+c:top+2*c], dx[bot:bot+c], dx[bot+c:bot+2*c],
+					dy[o:o+c], y[o:o+c], x[top:top+c], x[top+c:top+2*c], x[bot:bot+c], x[bot+c:bot+2*c])
+			}
+			if l.w%2 == 1 {
+				// The last column takes no gradient.
+				clear(dx[(2*oy*l.w+l.w-1)*c : (2*oy*l.w+l.w)*c])
+				clear(dx[((2*oy+1)*l.w+l.w-1)*c : ((2*oy+1)*l.w+l.w)*c])
+			}
+		}
+		if l.h%2 == 1 {
+			clear(dx[(l.h-1)*l.w*c:])
+		}
+		return
+	}
 	clear(dx)
 	for j, g := range t.dy[i*out : (i+1)*out] {
 		dx[l.argmax[i*out+j]] = g
