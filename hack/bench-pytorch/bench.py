@@ -67,6 +67,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-train", type=int, default=0, help="train on the first N examples only (0: all)")
     a = p.parse_args()
+    torch.set_num_interop_threads(1)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     xtr, ytr, xte, yte = (load_cifar10 if a.format == "cifar10" else load_idx)(a.dir)

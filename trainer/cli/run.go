@@ -15,6 +15,7 @@ import (
 	"github.com/kubetrain/kubetrain/trainer/data"
 	"github.com/kubetrain/kubetrain/trainer/gemm"
 	"github.com/kubetrain/kubetrain/trainer/train"
+	"github.com/kubetrain/kubetrain/trainer/vec"
 )
 
 // Run is the trainer binary: Main with the process's signals. SIGTERM (the pod is being stopped)
@@ -55,6 +56,8 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		if err := gemm.Use(cfg.Kernel); err != nil {
 			return finish(contract.ExitInvalidConfig, err.Error(), nil)
 		}
+		// The portable kernel means portable code throughout.
+		vec.Use(cfg.Kernel != gemm.Portable)
 	}
 	if cfg.CheckpointURI != "" || cfg.ResumeFrom != "" {
 		fmt.Fprintf(stderr, "trainer: warning: checkpoints are not implemented yet: --%s and --%s are ignored, training starts from scratch\n",

@@ -33,3 +33,5 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+const assemblyBuilt = true

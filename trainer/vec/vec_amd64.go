@@ -17,3 +17,5 @@ func max4AVX512(dst, a, b, c, d *float32, n int)
 
 //go:noescape
 func max4GradAVX512(da, db, dc, dd, grad, y, a, b, c, d *float32, n int)
+
+const assemblyBuilt = true

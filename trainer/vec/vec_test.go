@@ -9,6 +9,12 @@ import (
 )
 
 func TestAcceleratedOnThisCPU(t *testing.T) {
+	if !assemblyBuilt {
+		if Accelerated() {
+			t.Error("built with the purego tag, yet the assembly is in use")
+		}
+		return
+	}
 	if Accelerated() != cpu.X86.HasAVX512F {
 		t.Errorf("Accelerated() = %v on a CPU with AVX-512F %v", Accelerated(), cpu.X86.HasAVX512F)
 	}
