@@ -45,6 +45,8 @@ type TrainingJobReconciler struct {
 	Config    Config
 	// MaxConcurrentReconciles is how many jobs are reconciled at once.
 	MaxConcurrentReconciles int
+	// SkipNameValidation allows a second controller of the same name in one process (tests).
+	SkipNameValidation bool
 }
 
 // +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs,verbs=get;list;watch;delete
@@ -185,7 +187,10 @@ func (r *TrainingJobReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kubetrainv1alpha1.TrainingJob{}).
 		Owns(&corev1.Pod{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
+			SkipNameValidation:      &r.SkipNameValidation,
+		}).
 		Complete(r)
 }
 

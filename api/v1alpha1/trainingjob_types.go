@@ -357,7 +357,7 @@ type TrainingJobStatus struct {
 
 	// Restarts counts the attempts started after a failure or a disruption.
 	// +optional
-	Restarts int32 `json:"restarts,omitempty"`
+	Restarts int32 `json:"restarts"`
 	// Failures counts the attempts that failed; the job fails when it exceeds the backoff limit.
 	// +optional
 	Failures int32 `json:"failures,omitempty"`
@@ -388,14 +388,10 @@ type TrainingJobStatus struct {
 
 // WorkerCounts counts worker pods by state.
 type WorkerCounts struct {
-	// +optional
-	Pending int32 `json:"pending,omitempty"`
-	// +optional
-	Running int32 `json:"running,omitempty"`
-	// +optional
-	Succeeded int32 `json:"succeeded,omitempty"`
-	// +optional
-	Failed int32 `json:"failed,omitempty"`
+	Pending   int32 `json:"pending"`
+	Running   int32 `json:"running"`
+	Succeeded int32 `json:"succeeded"`
+	Failed    int32 `json:"failed"`
 }
 
 // EpochMetrics are the metrics of one epoch.

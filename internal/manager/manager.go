@@ -48,6 +48,9 @@ type Options struct {
 	LeaderElectionNamespace string
 	LeaderElectionID        string
 
+	// SkipControllerNameValidation lets tests start a second manager in the same process.
+	SkipControllerNameValidation bool
+
 	// Clock is injected by tests; nil means the real clock.
 	Clock clock.PassiveClock
 }
@@ -114,6 +117,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, err
 		Clock:                   clk,
 		Config:                  opts.Controller,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		SkipNameValidation:      opts.SkipControllerNameValidation,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the TrainingJob controller: %w", err)

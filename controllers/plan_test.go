@@ -1,0 +1,353 @@
+package controllers
+
+import (
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/testutil"
+)
+
+var (
+	testNow   = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	testCfg   = Config{TrainerImage: "trainer:test", BackoffBase: 10 * time.Second, BackoffMax: 5 * time.Minute, TerminationGracePeriodSeconds: 30}
+	minuteAgo = metav1.NewTime(testNow.Add(-time.Minute))
+)
+
+// planSummary is what a test compares of a plan: the decisions, not every timestamp.
+type planSummary struct {
+	Phase                   kubetrainv1alpha1.Phase
+	Attempt, Restarts       int32
+	Failures, Disruptions   int32
+	Workers                 kubetrainv1alpha1.WorkerCounts
+	Started, AttemptStarted bool
+	Completed               bool
+	RestartAfter            time.Duration
+	CreateWorkers           bool
+	DeletePods              []string
+	DeleteJob               bool
+	RequeueAfter            time.Duration
+	Events                  []string
+	Conditions              map[string]string // type -> "Status/Reason"
+}
+
+func summarize(p plan) planSummary {
+	st := p.status
+	s := planSummary{
+		Phase: st.Phase, Attempt: st.Attempt, Restarts: st.Restarts, Failures: st.Failures, Disruptions: st.Disruptions,
+		Workers: st.Workers, Started: st.StartTime != nil, AttemptStarted: st.AttemptStartTime != nil,
+		Completed: st.CompletionTime != nil, CreateWorkers: p.createWorkers, DeleteJob: p.deleteJob,
+		RequeueAfter: p.requeueAfter, Conditions: map[string]string{},
+	}
+	if st.RestartAfter != nil {
+		s.RestartAfter = st.RestartAfter.Sub(testNow)
+	}
+	for _, pod := range p.deletePods {
+		s.DeletePods = append(s.DeletePods, pod.Name)
+	}
+	sort.Strings(s.DeletePods)
+	for _, e := range p.events {
+		s.Events = append(s.Events, e.eventType+"/"+e.reason)
+	}
+	for _, c := range st.Conditions {
+		s.Conditions[c.Type] = string(c.Status) + "/" + c.Reason
+	}
+	return s
+}
+
+// health conditions as "Ready, Reconciling, Stalled" with reasons.
+func conds(ready, reconciling, stalled string, extra ...string) map[string]string {
+	m := map[string]string{"Ready": ready, "Reconciling": reconciling, "Stalled": stalled}
+	for i := 0; i+1 < len(extra); i += 2 {
+		m[extra[i]] = extra[i+1]
+	}
+	return m
+}
+
+const asExpected = "False/AsExpected"
+
+// started is the status of a job whose attempt's pods were created a minute ago.
+func started(phase kubetrainv1alpha1.Phase, attempt int32) kubetrainv1alpha1.TrainingJobStatus {
+	return kubetrainv1alpha1.TrainingJobStatus{Phase: phase, Attempt: attempt, StartTime: &minuteAgo, AttemptStartTime: &minuteAgo}
+}
+
+func TestPlanJob(t *testing.T) {
+	job := func() *testutil.TrainingJobWrapper { return testutil.MakeTrainingJob("a", "ns") }
+	pod := func(j *testutil.TrainingJobWrapper, attempt int32) *testutil.PodWrapper {
+		return testutil.MakeWorkerPod(j.Obj(), 0, attempt)
+	}
+	withStatus := func(st kubetrainv1alpha1.TrainingJobStatus) *testutil.TrainingJobWrapper {
+		return job().Status(st)
+	}
+	failedOnce := started(kubetrainv1alpha1.PhaseRunning, 0)
+	backoffDone := kubetrainv1alpha1.TrainingJobStatus{Phase: kubetrainv1alpha1.PhaseRestarting, Attempt: 1, Restarts: 1, Failures: 1,
+		StartTime: &minuteAgo, RestartAfter: &minuteAgo}
+	backoffWaiting := backoffDone
+	future := metav1.NewTime(testNow.Add(7 * time.Second))
+	backoffWaiting.RestartAfter = &future
+	exhausted := started(kubetrainv1alpha1.PhaseRunning, 3)
+	exhausted.Failures = 3
+	succeeded := kubetrainv1alpha1.TrainingJobStatus{Phase: kubetrainv1alpha1.PhaseSucceeded, StartTime: &minuteAgo, CompletionTime: &minuteAgo}
+	failed := succeeded
+	failed.Phase = kubetrainv1alpha1.PhaseFailed
+	suspended := kubetrainv1alpha1.TrainingJobStatus{Phase: kubetrainv1alpha1.PhaseSuspended, Attempt: 1}
+
+	cases := map[string]struct {
+		job  *testutil.TrainingJobWrapper
+		pods func(j *testutil.TrainingJobWrapper) []*corev1.Pod
+		want planSummary
+	}{
+		"new job creates its workers": {
+			job: job(),
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Started: true, AttemptStarted: true, CreateWorkers: true,
+				Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1}, Events: []string{"Normal/PodsCreated"},
+				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+		},
+		"new suspended job creates nothing": {
+			job: job().Suspend(true),
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseSuspended, Events: []string{"Normal/Suspended"},
+				Conditions: conds("False/Suspended", asExpected, asExpected, "Suspended", "True/Suspended")},
+		},
+		"pending worker": {
+			job:  withStatus(started(kubetrainv1alpha1.PhasePending, 0)),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod { return []*corev1.Pod{pod(j, 0).Obj()} },
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Started: true, AttemptStarted: true,
+				Workers:    kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Conditions: conds("False/PodsPending", asExpected, asExpected)},
+		},
+		"unschedulable worker shows the scheduler's reason": {
+			job: withStatus(started(kubetrainv1alpha1.PhasePending, 0)),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Unschedulable("0/1 nodes are available: 1 Insufficient nvidia.com/gpu.").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Started: true, AttemptStarted: true,
+				Workers:    kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Conditions: conds("False/Unschedulable", asExpected, asExpected)},
+		},
+		"missing secret stalls the job": {
+			job: withStatus(started(kubetrainv1alpha1.PhasePending, 0)),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Waiting("CreateContainerConfigError", `secret "s3" not found`).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Started: true, AttemptStarted: true,
+				Workers:    kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Conditions: conds("False/ContainerConfigError", asExpected, "True/ContainerConfigError")},
+		},
+		"worker starts running": {
+			job: withStatus(started(kubetrainv1alpha1.PhasePending, 0)),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRunning, Started: true, AttemptStarted: true,
+				Workers: kubetrainv1alpha1.WorkerCounts{Running: 1}, Events: []string{"Normal/Running"},
+				Conditions: conds("True/Running", asExpected, asExpected)},
+		},
+		"running worker keeps running, no new event": {
+			job: withStatus(started(kubetrainv1alpha1.PhaseRunning, 0)),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRunning, Started: true, AttemptStarted: true,
+				Workers:    kubetrainv1alpha1.WorkerCounts{Running: 1},
+				Conditions: conds("True/Running", asExpected, asExpected)},
+		},
+		"worker succeeds": {
+			job: withStatus(started(kubetrainv1alpha1.PhaseRunning, 0)),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(0, "").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseSucceeded, Started: true, AttemptStarted: true, Completed: true,
+				Workers: kubetrainv1alpha1.WorkerCounts{Succeeded: 1}, Events: []string{"Normal/Succeeded"},
+				Conditions: conds("True/Succeeded", asExpected, asExpected, "Succeeded", "True/Succeeded")},
+		},
+		"retriable failure waits for the backoff": {
+			job: withStatus(failedOnce),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(1, "panic").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRestarting, Attempt: 1, Restarts: 1, Failures: 1, Started: true,
+				Workers: kubetrainv1alpha1.WorkerCounts{Failed: 1}, RestartAfter: 10 * time.Second, RequeueAfter: 10 * time.Second,
+				Events:     []string{"Warning/WorkerFailed"},
+				Conditions: conds("False/Backoff", "True/Backoff", asExpected)},
+		},
+		"backoff still running": {
+			job: withStatus(backoffWaiting),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(1, "").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRestarting, Attempt: 1, Restarts: 1, Failures: 1, Started: true,
+				RestartAfter: 7 * time.Second, RequeueAfter: 7 * time.Second,
+				Conditions: conds("False/Backoff", "True/Backoff", asExpected)},
+		},
+		"backoff over: the next attempt starts": {
+			job: withStatus(backoffDone),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(1, "").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Failures: 1, Started: true,
+				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Events:     []string{"Normal/PodsCreated"},
+				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+		},
+		"failures beyond the backoff limit fail the job": {
+			job: withStatus(exhausted),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 3).Exited(137, "").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseFailed, Attempt: 3, Failures: 4, Started: true, AttemptStarted: true,
+				Completed: true, Workers: kubetrainv1alpha1.WorkerCounts{Failed: 1}, Events: []string{"Warning/BackoffLimitExceeded"},
+				Conditions: conds("False/BackoffLimitExceeded", asExpected, "True/BackoffLimitExceeded", "Failed", "True/BackoffLimitExceeded")},
+		},
+		"invalid configuration is not retried": {
+			job: withStatus(failedOnce),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(64, `{"outcome":"InvalidConfig","message":"--epochs: must be at least 1"}`).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseFailed, Started: true, AttemptStarted: true, Completed: true,
+				Workers: kubetrainv1alpha1.WorkerCounts{Failed: 1}, Events: []string{"Warning/PermanentFailure"},
+				Conditions: conds("False/PermanentFailure", asExpected, "True/PermanentFailure", "Failed", "True/PermanentFailure")},
+		},
+		"eviction is a disruption: restarted at once, not counted as a failure": {
+			job: withStatus(failedOnce),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Disrupted("EvictionByEvictionAPI").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
+				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
+				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+		},
+		"a clean stop on SIGTERM is a disruption": {
+			job: withStatus(failedOnce),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(143, "").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
+				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
+				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+		},
+		"a deleted worker is a disruption": {
+			job: withStatus(failedOnce),
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
+				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
+				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+		},
+		"a stopping worker is waited for": {
+			job: withStatus(failedOnce),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Deleting(testNow).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRestarting, Started: true, AttemptStarted: true,
+				Conditions: conds("False/Restarting", "True/Restarting", asExpected)},
+		},
+		"suspending stops the workers and ends the attempt": {
+			job: withStatus(started(kubetrainv1alpha1.PhaseRunning, 0)).Suspend(true),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseSuspended, Attempt: 1, DeletePods: []string{"a-w0-a0"},
+				Events:     []string{"Normal/Suspended"},
+				Conditions: conds("False/Suspended", asExpected, asExpected, "Suspended", "True/Suspended")},
+		},
+		"resuming starts the next attempt": {
+			job: withStatus(suspended),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(143, "").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Started: true, AttemptStarted: true,
+				CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Events:     []string{"Normal/Resumed", "Normal/PodsCreated"},
+				Conditions: conds("False/PodsCreated", asExpected, asExpected, "Suspended", "False/Resumed")},
+		},
+		"resuming waits for the suspended attempt's pods to stop": {
+			job: withStatus(suspended),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Deleting(testNow).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRestarting, Attempt: 1,
+				Conditions: conds("False/Restarting", "True/Restarting", asExpected)},
+		},
+		"deadline passed fails the job and stops the workers": {
+			job: withStatus(started(kubetrainv1alpha1.PhaseRunning, 0)).ActiveDeadlineSeconds(30),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseFailed, Started: true, AttemptStarted: true, Completed: true,
+				DeletePods: []string{"a-w0-a0"}, Events: []string{"Warning/DeadlineExceeded"},
+				Conditions: conds("False/DeadlineExceeded", asExpected, "True/DeadlineExceeded", "Failed", "True/DeadlineExceeded")},
+		},
+		"deadline ahead asks for a pass when it passes": {
+			job: withStatus(started(kubetrainv1alpha1.PhaseRunning, 0)).ActiveDeadlineSeconds(90),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRunning, Started: true, AttemptStarted: true, RequeueAfter: 30 * time.Second,
+				Workers:    kubetrainv1alpha1.WorkerCounts{Running: 1},
+				Conditions: conds("True/Running", asExpected, asExpected)},
+		},
+		"a succeeded job stays succeeded when its pods vanish": {
+			job:  withStatus(succeeded),
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseSucceeded, Started: true, Completed: true, Conditions: map[string]string{}},
+		},
+		"a failed job stops pods that still run and starts none": {
+			job: withStatus(failed),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseFailed, Started: true, Completed: true, DeletePods: []string{"a-w0-a0"},
+				Conditions: map[string]string{}},
+		},
+		"TTL passed deletes the job": {
+			job:  withStatus(succeeded).TTLSecondsAfterFinished(60),
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseSucceeded, Started: true, Completed: true, DeleteJob: true, Conditions: map[string]string{}},
+		},
+		"TTL ahead asks for a pass when it passes": {
+			job: withStatus(succeeded).TTLSecondsAfterFinished(100),
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseSucceeded, Started: true, Completed: true, RequeueAfter: 40 * time.Second,
+				Conditions: map[string]string{}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var pods []*corev1.Pod
+			if tc.pods != nil {
+				pods = tc.pods(tc.job)
+			}
+			got := summarize(planJob(tc.job.Obj(), pods, testNow, testCfg))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("plan (-want,+got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPlanStampsGenerationOnConditions(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Obj()
+	tj.Generation = 7
+	p := planJob(tj, nil, testNow, testCfg)
+	if p.status.ObservedGeneration != 7 {
+		t.Errorf("observedGeneration = %d, want 7", p.status.ObservedGeneration)
+	}
+	for _, c := range p.status.Conditions {
+		if c.ObservedGeneration != 7 {
+			t.Errorf("condition %s has observedGeneration %d, want 7", c.Type, c.ObservedGeneration)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	cfg := Config{BackoffBase: 10 * time.Second, BackoffMax: 60 * time.Second}
+	cases := map[int32]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 3: 40 * time.Second, 4: 60 * time.Second, 30: 60 * time.Second}
+	for n, want := range cases {
+		if got := backoff(n, cfg); got != want {
+			t.Errorf("backoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}

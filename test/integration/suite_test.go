@@ -1,0 +1,136 @@
+// Package integration runs the TrainingJob controller against a real kube-apiserver and etcd
+// (envtest). envtest has no kubelet: the tests move pod phases themselves.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/kubetrain/kubetrain/internal/manager"
+)
+
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client // reads straight from the API server, never from a cache
+	// kubeconfig is a file for kubectl, as an administrator of the test API server.
+	kubeconfig string
+	repoRoot   string
+	mgrRun     *managerRun
+)
+
+const leaderElectionNamespace = "kubetrain-system"
+
+func TestIntegration(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "TrainingJob integration suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd, kube-apiserver and kubectl " +
+			"with hack/kube-binaries.sh and points KUBEBUILDER_ASSETS at them")
+	}
+	var err error
+	repoRoot, err = filepath.Abs("../..")
+	Expect(err).NotTo(HaveOccurred())
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+
+	admin, err := testEnv.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	Expect(err).NotTo(HaveOccurred())
+	kc, err := admin.KubeConfig()
+	Expect(err).NotTo(HaveOccurred())
+	kubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+	Expect(os.WriteFile(kubeconfig, kc, 0o600)).To(Succeed())
+
+	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: leaderElectionNamespace}})).To(Succeed())
+	mgrRun = startManager()
+})
+
+var _ = AfterSuite(func() {
+	if mgrRun != nil {
+		mgrRun.stop()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// managerRun is a manager started by the suite, as the binary would start it.
+type managerRun struct {
+	cancel                  context.CancelFunc
+	done                    chan error
+	metricsAddr, healthAddr string
+}
+
+func startManager() *managerRun {
+	opts := manager.DefaultOptions()
+	opts.Controller.TrainerImage = "kubetrain/trainer:test"
+	opts.Controller.BackoffBase = time.Second
+	opts.Controller.BackoffMax = 2 * time.Second
+	opts.LeaderElectionNamespace = leaderElectionNamespace
+	opts.SkipControllerNameValidation = true
+	run := &managerRun{done: make(chan error, 1), metricsAddr: freeAddr(), healthAddr: freeAddr()}
+	opts.MetricsBindAddress, opts.HealthProbeBindAddress = run.metricsAddr, run.healthAddr
+	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), logf.Log))
+	run.cancel = cancel
+	mgr, err := manager.New(ctx, cfg, opts)
+	Expect(err).NotTo(HaveOccurred())
+	go func() {
+		defer GinkgoRecover()
+		run.done <- mgr.Start(ctx)
+	}()
+	return run
+}
+
+func (m *managerRun) stop() {
+	m.cancel()
+	Eventually(m.done).WithTimeout(managerStopTimeout).Should(Receive(BeNil()))
+}
+
+// freeAddr is a loopback address with a port nobody listens on right now.
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newNamespace gives a spec a namespace of its own.
+func newNamespace(ctx context.Context) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tj-"}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) {
+		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
+	})
+	return ns.Name
+}
+
+func describe(obj client.Object) string {
+	return fmt.Sprintf("%s/%s", obj.GetNamespace(), obj.GetName())
+}
