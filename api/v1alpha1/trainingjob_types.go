@@ -110,7 +110,7 @@ type DatasetSpec struct {
 	// URI of the dataset: s3://bucket/prefix, file:///path (a path inside the worker, e.g. on a mounted
 	// volume), or synthetic://cifar10 for the built-in synthetic set.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+|synthetic://cifar10)$')",message="must be s3://bucket[/prefix], file:///path or synthetic://cifar10"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]([/?].*)?|file:///.+|synthetic://cifar10)$')",message="must be s3://bucket[/prefix], file:///path or synthetic://cifar10"
 	// +kubebuilder:validation:XValidation:rule="!self.split('?')[0].split('/').exists(s, s == '..')",message="must not contain '..' path segments"
 	// +required
 	URI string `json:"uri"`
@@ -198,7 +198,7 @@ type CheckpointSpec struct {
 	// URI under which the job's checkpoints are written: s3://bucket/prefix or file:///path. Each job
 	// writes below a key derived from its namespace, name and UID.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+)$')",message="must be s3://bucket[/prefix] or file:///path"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]([/?].*)?|file:///.+)$')",message="must be s3://bucket[/prefix] or file:///path"
 	// +kubebuilder:validation:XValidation:rule="!self.split('?')[0].split('/').exists(s, s == '..')",message="must not contain '..' path segments"
 	// +required
 	URI string `json:"uri"`
@@ -224,7 +224,7 @@ type CheckpointSpec struct {
 	// ResumeFrom names an existing checkpoint to start from: a warm start, or continuing the run of a
 	// deleted job.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+)$')",message="must be s3://bucket/key or file:///path"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]([/?].*)?|file:///.+)$')",message="must be s3://bucket/key or file:///path"
 	// +optional
 	ResumeFrom string `json:"resumeFrom,omitempty"`
 }

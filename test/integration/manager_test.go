@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"context"
+	"io"
+	"net/http"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/testutil"
+)
+
+var _ = Describe("Manager", func() {
+	httpGet := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+
+	It("holds the leader election Lease", func(ctx context.Context) {
+		Eventually(func(g Gomega) {
+			lease := &coordinationv1.Lease{}
+			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: leaderElectionNamespace,
+				Name: "kubetrain-controller.kubetrain.io"}, lease)).To(Succeed())
+			g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
+			g.Expect(*lease.Spec.HolderIdentity).NotTo(BeEmpty())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+
+	It("serves health and readiness probes", func() {
+		Eventually(func(g Gomega) {
+			code, _ := httpGet("http://" + mgrRun.healthAddr + "/healthz")
+			g.Expect(code).To(Equal(http.StatusOK))
+			code, _ = httpGet("http://" + mgrRun.healthAddr + "/readyz")
+			g.Expect(code).To(Equal(http.StatusOK))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+
+	It("serves Prometheus metrics of its reconciles", func(ctx context.Context) {
+		createJob(ctx, newJob("metrics", newNamespace(ctx)))
+		Eventually(func(g Gomega) {
+			code, body := httpGet("http://" + mgrRun.metricsAddr + "/metrics")
+			g.Expect(code).To(Equal(http.StatusOK))
+			g.Expect(body).To(MatchRegexp(`controller_runtime_reconcile_total\{controller="trainingjob",result="success"\} [1-9]`))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+})
+
+var _ = Describe("Health for GitOps tools (kstatus)", func() {
+	kstatus := func(ctx context.Context, g Gomega, tj *kubetrainv1alpha1.TrainingJob) status.Status {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(kubetrainv1alpha1.GroupVersion.WithKind("TrainingJob"))
+		got := getJob(ctx, g, tj)
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+		g.Expect(err).NotTo(HaveOccurred())
+		u.Object = obj
+		res, err := status.Compute(u)
+		g.Expect(err).NotTo(HaveOccurred())
+		return res.Status
+	}
+
+	It("is Current while training runs, InProgress during a backoff, and Failed on a terminal failure", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		tj := createJob(ctx, newJob("gitops", ns).BackoffLimit(1))
+		pod := waitPod(ctx, tj, 0)
+		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Phase(corev1.PodRunning) })
+		expectPhase(ctx, tj, kubetrainv1alpha1.PhaseRunning)
+		Eventually(func(g Gomega) {
+			g.Expect(kstatus(ctx, g, tj)).To(Equal(status.CurrentStatus))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Exited(1, "") })
+		Eventually(func(g Gomega) {
+			g.Expect(getJob(ctx, g, tj).Status.Phase).To(Equal(kubetrainv1alpha1.PhaseRestarting))
+			g.Expect(kstatus(ctx, g, tj)).To(Equal(status.InProgressStatus))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+		pod1 := waitPod(ctx, tj, 1)
+		setPodStatus(ctx, pod1, func(p *testutil.PodWrapper) { p.Exited(1, "") })
+		expectPhase(ctx, tj, kubetrainv1alpha1.PhaseFailed)
+		Eventually(func(g Gomega) {
+			g.Expect(kstatus(ctx, g, tj)).To(Equal(status.FailedStatus))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+})

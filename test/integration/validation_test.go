@@ -1,0 +1,128 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+)
+
+// jobYAML is a valid TrainingJob with extra lines spliced into its spec.
+func jobYAML(name, specExtra string) string {
+	return fmt.Sprintf(`apiVersion: kubetrain.io/v1alpha1
+kind: TrainingJob
+metadata:
+  name: %s
+spec:
+  dataset:
+    uri: synthetic://cifar10
+%s`, name, specExtra)
+}
+
+var _ = Describe("Admission", func() {
+	var ns string
+	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
+
+	apply := func(doc string) (string, error) {
+		f := filepath.Join(GinkgoT().TempDir(), "job.yaml")
+		Expect(os.WriteFile(f, []byte(doc), 0o600)).To(Succeed())
+		return kubectlErr("apply", "-n", ns, "-f", f)
+	}
+
+	It("accepts config/samples/ and fills in the defaults", func(ctx context.Context) {
+		out := kubectl("apply", "-n", ns, "-f", "config/samples/")
+		Expect(out).To(ContainSubstring("trainingjob.kubetrain.io/fashion-mnist created"))
+
+		out, err := apply(jobYAML("minimal", ""))
+		Expect(err).NotTo(HaveOccurred(), out)
+		tj := &kubetrainv1alpha1.TrainingJob{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "minimal"}, tj)).To(Succeed())
+		Expect(tj.Spec.Model.Preset).To(Equal("reference-cnn"))
+		Expect(tj.Spec.Workers).To(Equal(int32(1)))
+		Expect(tj.Spec.Hyperparameters).To(Equal(kubetrainv1alpha1.Hyperparameters{
+			Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "adam", Seed: 1}))
+		Expect(*tj.Spec.RunPolicy.BackoffLimit).To(Equal(int32(3)))
+		Expect(tj.Spec.Resources.GPUResourceName).To(Equal("nvidia.com/gpu"))
+	})
+
+	DescribeTable("rejects an invalid spec at apply, naming the field",
+		func(specExtra, field, why string) {
+			out, err := apply(jobYAML("bad", specExtra))
+			Expect(err).To(HaveOccurred(), "accepted:\n%s", specExtra)
+			Expect(out).To(ContainSubstring(field), "the error does not name %s", field)
+			Expect(out).To(ContainSubstring(why))
+		},
+		Entry("zero epochs", "  hyperparameters:\n    epochs: 0\n", "spec.hyperparameters.epochs", "greater than or equal to 1"),
+		Entry("zero batch size", "  hyperparameters:\n    batchSize: 0\n", "spec.hyperparameters.batchSize", "greater than or equal to 1"),
+		Entry("zero learning rate", "  hyperparameters:\n    learningRate: 0\n", "spec.hyperparameters.learningRate", "greater than 0"),
+		Entry("huge learning rate", "  hyperparameters:\n    learningRate: 11\n", "spec.hyperparameters.learningRate", "at most 10"),
+		Entry("unknown optimizer", "  hyperparameters:\n    optimizer: rmsprop\n", "spec.hyperparameters.optimizer", "Unsupported value"),
+		Entry("negative seed", "  hyperparameters:\n    seed: -1\n", "spec.hyperparameters.seed", "greater than or equal to 0"),
+		Entry("two workers", "  workers: 2\n", "spec.workers", "only 1 worker is supported"),
+		Entry("unknown model", "  model:\n    preset: resnet50\n", "spec.model.preset", "Unsupported value"),
+		Entry("dataset over http", "  dataset:\n    uri: http://example.com/data\n", "spec.dataset.uri", "must be s3://"),
+		Entry("dataset path escaping", "  dataset:\n    uri: file:///data/../etc\n", "spec.dataset.uri", "'..'"),
+		Entry("dataset format", "  dataset:\n    uri: file:///data\n    format: png\n", "spec.dataset.format", "Unsupported value"),
+		Entry("synthetic set as idx", "  dataset:\n    uri: synthetic://cifar10\n    format: idx\n", "spec.dataset.format", "cifar10 format"),
+		Entry("dataset secret name", "  dataset:\n    uri: s3://data/x\n    credentialsSecretName: Bad_Name\n", "spec.dataset.credentialsSecretName", "should match"),
+		Entry("checkpoint scheme", "  checkpoint:\n    uri: gs://bucket/runs\n", "spec.checkpoint.uri", "must be s3://"),
+		Entry("checkpoint secret name", "  checkpoint:\n    uri: s3://ckpt\n    credentialsSecretName: UPPER\n", "spec.checkpoint.credentialsSecretName", "should match"),
+		Entry("checkpoint keep", "  checkpoint:\n    uri: s3://ckpt\n    keep: 0\n", "spec.checkpoint.keep", "greater than or equal to 1"),
+		Entry("checkpoint interval", "  checkpoint:\n    uri: s3://ckpt\n    everyEpochs: 0\n", "spec.checkpoint.everyEpochs", "greater than or equal to 1"),
+		Entry("negative GPUs", "  resources:\n    gpus: -1\n", "spec.resources.gpus", "greater than or equal to 0"),
+		Entry("GPU resource name", "  resources:\n    gpuResourceName: gpu\n", "spec.resources.gpuResourceName", "should match"),
+		Entry("memory quantity", "  resources:\n    memory: lots\n", "spec.resources.memory", "should match"),
+		Entry("negative backoff limit", "  runPolicy:\n    backoffLimit: -1\n", "spec.runPolicy.backoffLimit", "greater than or equal to 0"),
+		Entry("zero deadline", "  runPolicy:\n    activeDeadlineSeconds: 0\n", "spec.runPolicy.activeDeadlineSeconds", "greater than or equal to 1"),
+		Entry("negative TTL", "  runPolicy:\n    ttlSecondsAfterFinished: -5\n", "spec.runPolicy.ttlSecondsAfterFinished", "greater than or equal to 0"),
+		Entry("reserved env", "  template:\n    env:\n    - name: KUBETRAIN_EPOCHS\n      value: \"99\"\n", "spec.template.env", "reserved"),
+		Entry("reserved label", "  template:\n    labels:\n      kubetrain.io/rank: \"7\"\n", "spec.template.labels", "reserved"),
+		Entry("reserved volume", "  template:\n    volumes:\n    - name: scratch\n      emptyDir: {}\n", "spec.template.volumes", "reserved"),
+		Entry("unknown field", "  epochs: 3\n", "spec.epochs", "unknown field"),
+	)
+
+	It("rejects a name too long for pod labels", func() {
+		out, err := apply(jobYAML(strings.Repeat("a", 64), ""))
+		Expect(err).To(HaveOccurred())
+		Expect(out).To(ContainSubstring("metadata.name must be at most 63 characters"))
+	})
+
+	It("keeps model, dataset and hyperparameters immutable once the job has started", func(ctx context.Context) {
+		tj := createJob(ctx, newJob("started", ns))
+		Eventually(func(g Gomega) {
+			g.Expect(getJob(ctx, g, tj).Status.StartTime).NotTo(BeNil())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+		for field, patch := range map[string]string{
+			"spec.dataset":         `{"spec":{"dataset":{"uri":"file:///elsewhere"}}}`,
+			"spec.hyperparameters": `{"spec":{"hyperparameters":{"epochs":99}}}`,
+			"spec.model":           `{"spec":{"model":{"preset":"reference-cnn"}}}`, // unchanged: allowed
+		} {
+			out, err := kubectlErr("patch", "trainingjob", "started", "-n", ns, "--type=merge", "-p", patch)
+			if field == "spec.model" {
+				Expect(err).NotTo(HaveOccurred(), out)
+				continue
+			}
+			Expect(err).To(HaveOccurred(), "changing %s was accepted", field)
+			Expect(out).To(ContainSubstring(field + " is immutable once the job has started"))
+		}
+		// What the next attempt's pods look like may change.
+		kubectl("patch", "trainingjob", "started", "-n", ns, "--type=merge",
+			"-p", `{"spec":{"template":{"nodeSelector":{"pool":"gpu"}}}}`)
+	})
+
+	It("lets a job that never started change its dataset", func(ctx context.Context) {
+		tj := createJob(ctx, newJob("held", ns).Suspend(true))
+		expectPhase(ctx, tj, kubetrainv1alpha1.PhaseSuspended)
+		Expect(k8sClient.Patch(ctx, tj, client.RawPatch(types.MergePatchType,
+			[]byte(`{"spec":{"dataset":{"uri":"file:///data/fashion-mnist","format":"idx"}}}`)))).To(Succeed())
+	})
+})
