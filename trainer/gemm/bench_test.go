@@ -40,7 +40,7 @@ func BenchmarkSgemm(b *testing.B) {
 		{"conv-weight-grad", true, false, 28, 32, 28800},
 		{"dense-forward", false, false, 32, 64, 7200},
 		{"dense-weight-grad", true, false, 7200, 64, 32},
-		{"dense-input-grad", false, true, 32, 7200, 64},
+		{"dense-input-grad", false, true, 7200, 32, 64}, // dX^T = W·dZ^T
 	}
 	for _, kern := range Available() {
 		for _, c := range cases {

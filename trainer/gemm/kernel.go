@@ -12,14 +12,19 @@ const (
 	AVX512   = "avx512"
 )
 
-// microKernel computes an mr x nr tile of C from k steps of a packed A panel (k groups of mr floats)
-// and a row-major B block (row stride ldb, at least nr readable floats per row). acc adds the tile to C
-// instead of overwriting it.
+// microKernel computes an mr x nr tile of C from k steps of A and a row-major B block (row stride
+// ldb, at least nr readable floats per row). acc adds the tile to C instead of overwriting it.
 type microKernel struct {
 	name   string
 	mr, nr int
-	fn     func(k int, a, b []float32, ldb int, c []float32, ldc int, acc bool)
+	// cols reads A as k groups of mr contiguous floats, lda floats apart: a packed panel (lda = mr)
+	// or a transposed A in place.
+	cols kernelFunc
+	// rows, where not nil, reads mr full rows of a row-major A in place (row stride lda).
+	rows kernelFunc
 }
+
+type kernelFunc func(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool)
 
 var (
 	kernels = map[string]*microKernel{}
@@ -33,7 +38,7 @@ func register(k *microKernel) {
 }
 
 func init() {
-	register(&microKernel{name: Portable, mr: 4, nr: 16, fn: kernelGo4x16})
+	register(&microKernel{name: Portable, mr: 4, nr: 16, cols: kernelGo4x16})
 	best = kernels[Portable]
 	registerAssembly()
 	current.Store(best)
@@ -68,13 +73,12 @@ func Use(name string) error {
 }
 
 // kernelGo4x16 is the portable micro-kernel.
-func kernelGo4x16(k int, a, b []float32, ldb int, c []float32, ldc int, acc bool) {
+func kernelGo4x16(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 	const mr, nr = 4, 16
 	var t [mr][nr]float32
-	a = a[:k*mr]
 	for p := 0; p < k; p++ {
 		brow := b[p*ldb : p*ldb+nr]
-		ap := a[p*mr : p*mr+mr]
+		ap := a[p*lda : p*lda+mr]
 		for i := 0; i < mr; i++ {
 			ai := ap[i]
 			ti := &t[i]

@@ -7,22 +7,31 @@ import "golang.org/x/sys/cpu"
 //go:generate go run ./internal/asmgen/gen
 
 //go:noescape
-func kernelAVX512(k int, a, b *float32, ldb int, c *float32, ldc int, acc int)
+func kernelAVX512Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
 
 //go:noescape
-func kernelAVX2(k int, a, b *float32, ldb int, c *float32, ldc int, acc int)
+func kernelAVX512Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
+
+//go:noescape
+func kernelAVX2Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
+
+//go:noescape
+func kernelAVX2Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
+
+// wrap turns an assembly kernel into a kernelFunc; the caller has checked the bounds.
+func wrap(f func(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)) kernelFunc {
+	return func(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+		f(k, &a[0], lda, &b[0], ldb, &c[0], ldc, b2i(acc))
+	}
+}
 
 func registerAssembly() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		register(&microKernel{name: AVX2, mr: 6, nr: 16, fn: func(k int, a, b []float32, ldb int, c []float32, ldc int, acc bool) {
-			kernelAVX2(k, &a[0], &b[0], ldb, &c[0], ldc, b2i(acc))
-		}})
+		register(&microKernel{name: AVX2, mr: 6, nr: 16, cols: wrap(kernelAVX2Cols), rows: wrap(kernelAVX2Rows)})
 		best = kernels[AVX2]
 	}
 	if cpu.X86.HasAVX512F {
-		register(&microKernel{name: AVX512, mr: 12, nr: 32, fn: func(k int, a, b []float32, ldb int, c []float32, ldc int, acc bool) {
-			kernelAVX512(k, &a[0], &b[0], ldb, &c[0], ldc, b2i(acc))
-		}})
+		register(&microKernel{name: AVX512, mr: 12, nr: 32, cols: wrap(kernelAVX512Cols), rows: wrap(kernelAVX512Rows)})
 		best = kernels[AVX512]
 	}
 }

@@ -239,15 +239,25 @@ func (t *task) Do(worker, i int) {
 	for panel := p0; panel < p1; panel++ {
 		i0 := panel * mr
 		rows := min(mr, t.m-i0)
-		t.packA(apack, i0, rows, k0, kl)
+		// Full panels are read in place, A's layout permitting; the rest is packed.
+		a, lda, kf := apack, mr, t.kern.cols
+		switch {
+		case rows == mr && t.transA:
+			a, lda = t.a[k0*t.lda+i0:], t.lda
+		case rows == mr && t.kern.rows != nil:
+			a, lda, kf = t.a[i0*t.lda+k0:], t.lda, t.kern.rows
+		default:
+			t.packA(apack, i0, rows, k0, kl)
+		}
 		for j0 := 0; j0 < t.n; j0 += nr {
 			cols := min(nr, t.n-j0)
 			b := t.b[k0*t.ldb+j0:]
 			if rows == mr && cols == nr {
-				t.kern.fn(kl, apack, b, t.ldb, dst[i0*ldd+j0:], ldd, acc)
+				kf(kl, a, lda, b, t.ldb, dst[i0*ldd+j0:], ldd, acc)
 				continue
 			}
-			t.kern.fn(kl, apack, b, t.ldb, tile, nr, false)
+			// A ragged edge: compute the whole tile aside, keep the part inside C.
+			kf(kl, a, lda, b, t.ldb, tile, nr, false)
 			for r := 0; r < rows; r++ {
 				d := dst[(i0+r)*ldd+j0 : (i0+r)*ldd+j0+cols]
 				s := tile[r*nr : r*nr+cols]

@@ -21,6 +21,8 @@ type Dense struct {
 	e            *Engine
 	inShape      []int
 	outShape     []int
+	dxT          []float32 // the input gradient, transposed
+	tr           denseTranspose
 }
 
 // NewDense returns a dense layer of units outputs.
@@ -44,6 +46,8 @@ func (l *Dense) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int {
 	l.inShape, l.outShape = []int{l.in}, out
 	l.y, l.dz = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, out)
 	l.dx = newBatchTensor(maxBatch, in)
+	l.dxT = make([]float32, maxBatch*l.in)
+	l.tr.l = l
 	l.e = e
 	return out
 }
@@ -92,7 +96,35 @@ func (l *Dense) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
 	if !needInput {
 		return nil
 	}
+	// dX = dZ·W^T would need W transposed (packed) every step; dX^T = W·dZ^T reads W as it is
+	// stored and needs only the small dZ transposed, then dX^T is transposed back.
 	l.dx.SetBatch(n)
-	gemm.Sgemm(l.e.WS, false, true, n, l.in, u, dz, u, l.w, u, 0, l.dx.Data, l.in)
+	dxT := l.dxT[:l.in*n]
+	gemm.Sgemm(l.e.WS, false, true, l.in, n, u, l.w, u, dz, u, 0, dxT, n)
+	l.tr.src, l.tr.n = dxT, n
+	l.e.Pool.For((l.in+transposeBlock-1)/transposeBlock, &l.tr)
+	l.tr.src = nil
 	return l.dx
+}
+
+// transposeBlock is how many rows of dX^T one index of denseTranspose turns into columns of dX.
+const transposeBlock = 256
+
+// denseTranspose writes dX from dX^T (in x n), one block of input features per index.
+type denseTranspose struct {
+	l   *Dense
+	src []float32
+	n   int
+}
+
+func (t *denseTranspose) Do(_, b int) {
+	l, n := t.l, t.n
+	lo, hi := b*transposeBlock, min((b+1)*transposeBlock, l.in)
+	dx := l.dx.Data
+	for j := 0; j < n; j++ {
+		row := dx[j*l.in+lo : j*l.in+hi]
+		for i := range row {
+			row[i] = t.src[(lo+i)*n+j]
+		}
+	}
 }

@@ -103,13 +103,30 @@ func (a *Adam) Do(_, i int) {
 	b1, b2 := float32(a.Beta1), float32(a.Beta2)
 	c1, c2 := 1-b1, 1-b2
 	alpha, eps := a.alpha, float32(a.Epsilon)
-	m, v, g = m[:len(w)], v[:len(w)], g[:len(w)]
+	n := 0
+	if Accelerated {
+		n = len(w) &^ 15
+		if n > 0 {
+			adamAVX512(&w[0], &g[0], &m[0], &v[0], n, b1, b2, c1, c2, alpha, eps)
+		}
+	}
+	adamGo(w[n:], g[n:], m[n:], v[n:], b1, b2, c1, c2, alpha, eps)
+}
+
+// Accelerated selects the AVX-512 version of Adam's update, where the CPU has it. Both versions do
+// the same float32 operations in the same order, so their results are bit-identical.
+var Accelerated = hasAVX512
+
+// adamGo is the portable update. The float32 conversions keep the compiler from fusing a multiply
+// and an add (which the assembly does not do either).
+func adamGo(w, g, m, v []float32, b1, b2, c1, c2, alpha, eps float32) {
+	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
 	for j := range w {
 		gj := g[j]
-		mj := b1*m[j] + c1*gj
-		vj := b2*v[j] + c2*gj*gj
+		mj := float32(b1*m[j]) + float32(c1*gj)
+		vj := float32(b2*v[j]) + float32(float32(c2*gj)*gj)
 		m[j], v[j] = mj, vj
-		w[j] -= alpha * mj / (float32(math.Sqrt(float64(vj))) + eps)
+		w[j] -= float32(alpha*mj) / (float32(math.Sqrt(float64(vj))) + eps)
 	}
 }
 

@@ -63,3 +63,35 @@ func TestAdamDoesNotAllocate(t *testing.T) {
 		t.Errorf("Adam.Step allocated %v times per step, want 0", allocs)
 	}
 }
+
+// TestAdamAssemblyMatchesPortable checks the AVX-512 update against the portable one, bit for bit,
+// over ragged lengths.
+func TestAdamAssemblyMatchesPortable(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512 on this CPU (or the purego tag): only the portable update exists")
+	}
+	defer func() { Accelerated = true }()
+	pool := parallel.New(2)
+	defer pool.Close()
+	var got [2][]float32
+	for k, accel := range []bool{false, true} {
+		Accelerated = accel
+		p := &nn.Param{Value: make([]float32, 16411), Grad: make([]float32, 16411)}
+		for i := range p.Value {
+			p.Value[i] = float32(i%13) - 6
+		}
+		a := NewAdam(1e-2, pool)
+		for step := 0; step < 3; step++ {
+			for i := range p.Grad {
+				p.Grad[i] = float32((i*7+step)%11-5) * 0.37
+			}
+			a.Step([]*nn.Param{p})
+		}
+		got[k] = p.Value
+	}
+	for i := range got[0] {
+		if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
+			t.Fatalf("w[%d]: portable %v, assembly %v", i, got[0][i], got[1][i])
+		}
+	}
+}
