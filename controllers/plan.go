@@ -232,9 +232,12 @@ func (p *planner) startAttempt() {
 	}
 	st.RestartAfter = nil
 	st.Workers = kubetrainv1alpha1.WorkerCounts{Pending: p.tj.Spec.Workers}
-	msg := fmt.Sprintf("attempt %d: created %d worker pod(s)", st.Attempt, p.tj.Spec.Workers)
-	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonPodsCreated, "Create", msg)
-	p.setPhase(kubetrainv1alpha1.PhasePending, health{reason: kubetrainv1alpha1.ReasonPodsCreated, message: msg})
+	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonPodsCreated, "Create",
+		fmt.Sprintf("attempt %d: created %d worker pod(s)", st.Attempt, p.tj.Spec.Workers))
+	// The same status as the next pass computes for a pod that waits to start, so that pass has
+	// nothing to write: a new job costs one status write.
+	reason, message, _ := pendingReason(nil)
+	p.setPhase(kubetrainv1alpha1.PhasePending, health{reason: reason, message: message})
 }
 
 func (p *planner) succeed() {

@@ -106,7 +106,7 @@ func TestPlanJob(t *testing.T) {
 			job: job(),
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Started: true, AttemptStarted: true, CreateWorkers: true,
 				Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1}, Events: []string{"Normal/PodsCreated"},
-				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+				Conditions: conds("False/PodsPending", asExpected, asExpected)},
 		},
 		"new suspended job creates nothing": {
 			job: job().Suspend(true),
@@ -192,7 +192,7 @@ func TestPlanJob(t *testing.T) {
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Failures: 1, Started: true,
 				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
 				Events:     []string{"Normal/PodsCreated"},
-				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+				Conditions: conds("False/PodsPending", asExpected, asExpected)},
 		},
 		"failures beyond the backoff limit fail the job": {
 			job: withStatus(exhausted),
@@ -220,7 +220,7 @@ func TestPlanJob(t *testing.T) {
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
 				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
 				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
-				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+				Conditions: conds("False/PodsPending", asExpected, asExpected)},
 		},
 		"a clean stop on SIGTERM is a disruption": {
 			job: withStatus(failedOnce),
@@ -230,14 +230,14 @@ func TestPlanJob(t *testing.T) {
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
 				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
 				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
-				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+				Conditions: conds("False/PodsPending", asExpected, asExpected)},
 		},
 		"a deleted worker is a disruption": {
 			job: withStatus(failedOnce),
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
 				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
 				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
-				Conditions: conds("False/PodsCreated", asExpected, asExpected)},
+				Conditions: conds("False/PodsPending", asExpected, asExpected)},
 		},
 		"a stopping worker is waited for": {
 			job: withStatus(failedOnce),
@@ -264,7 +264,7 @@ func TestPlanJob(t *testing.T) {
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Started: true, AttemptStarted: true,
 				CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
 				Events:     []string{"Normal/Resumed", "Normal/PodsCreated"},
-				Conditions: conds("False/PodsCreated", asExpected, asExpected, "Suspended", "False/Resumed")},
+				Conditions: conds("False/PodsPending", asExpected, asExpected, "Suspended", "False/Resumed")},
 		},
 		"resuming waits for the suspended attempt's pods to stop": {
 			job: withStatus(suspended),
