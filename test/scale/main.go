@@ -22,11 +22,14 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 	"github.com/kubetrain/kubetrain/internal/manager"
@@ -47,6 +50,7 @@ func main() {
 	modeList := flag.String("modes", "default,kubeflow", "comma-separated modes: "+strings.Join(sortedKeys(modes), ", "))
 	timeout := flag.Duration("timeout", 15*time.Minute, "longest wait for all pods of a mode")
 	flag.Parse()
+	ctrllog.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		fail(errors.New("KUBEBUILDER_ASSETS is not set: run `make scale-bench`"))
 	}
