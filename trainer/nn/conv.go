@@ -23,15 +23,13 @@ type Conv2D struct {
 	weight, bias    Param
 	patches         []float32 // per image: oh*ow rows of k
 	dpatches        []float32 // per worker: oh*ow rows of k-1
-	gpart           []float32 // per image: the weight gradient of that image alone
 	y, dz, dx       *tensor.Tensor
 	e               *Engine
 
 	inShape, outShape []int
 
-	fwd  convForward
-	bwd  convBackward
-	gsum convGradSum
+	fwd convForward
+	bwd convBackward
 }
 
 // NewConv2D returns a convolution of filters kh x kw kernels.
@@ -59,13 +57,12 @@ func (l *Conv2D) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int 
 	rows := l.oh * l.ow
 	l.patches = make([]float32, maxBatch*rows*l.k)
 	l.dpatches = make([]float32, e.Pool.Threads()*rows*(l.k-1))
-	l.gpart = make([]float32, maxBatch*l.k*f)
 	out := []int{l.oh, l.ow, f}
 	l.inShape, l.outShape = append([]int(nil), in...), out
 	l.y, l.dz = newBatchTensor(maxBatch, out), newBatchTensor(maxBatch, out)
 	l.dx = newBatchTensor(maxBatch, in)
 	l.e = e
-	l.fwd.l, l.bwd.l, l.gsum.l = l, l, l
+	l.fwd.l, l.bwd.l = l, l
 	return out
 }
 
@@ -123,15 +120,18 @@ func (l *Conv2D) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
 	}
 	l.e.Pool.For(n, &l.bwd)
 	l.bwd.dy = nil
-	l.gsum.n = n
-	l.e.Pool.For(len(l.gwb)/gradSumChunk+1, &l.gsum)
+	// The weight gradient of the whole batch in one product, P^T·dZ over every image's pixels: gemm
+	// splits the long inner dimension into fixed chunks and adds them in order.
+	rows := n * l.oh * l.ow
+	gemm.Sgemm(l.e.WS, true, false, l.k, l.Filters, rows, l.patches[:rows*l.k], l.k, l.dz.Data, l.Filters, 0, l.gwb, l.Filters)
 	if !needInput {
 		return nil
 	}
 	return l.dx
 }
 
-// convBackward computes one image per index: that image's weight gradient and input gradient.
+// convBackward computes one image per index: the gradient through the activation and, when asked
+// for, the input gradient.
 type convBackward struct {
 	l         *Conv2D
 	dy        []float32
@@ -149,8 +149,6 @@ func (t *convBackward) Do(worker, i int) {
 	} else {
 		copy(dz, dy)
 	}
-	p := l.patches[i*rows*l.k : (i+1)*rows*l.k]
-	gemm.SgemmSerial(s, true, false, l.k, f, rows, p, l.k, dz, f, 0, l.gpart[i*l.k*f:(i+1)*l.k*f], f)
 	if !t.needInput {
 		return
 	}
@@ -169,31 +167,6 @@ func (t *convBackward) Do(worker, i int) {
 					dst[j] += v
 				}
 			}
-		}
-	}
-}
-
-// gradSumChunk is how many gradient elements one index of convGradSum adds up.
-const gradSumChunk = 256
-
-// convGradSum adds the images' weight gradients, image by image in order, one chunk per index.
-type convGradSum struct {
-	l *Conv2D
-	n int
-}
-
-func (t *convGradSum) Do(_, i int) {
-	l := t.l
-	size := len(l.gwb)
-	lo, hi := i*gradSumChunk, min((i+1)*gradSumChunk, size)
-	if lo >= hi {
-		return
-	}
-	g := l.gwb[lo:hi]
-	copy(g, l.gpart[lo:hi])
-	for img := 1; img < t.n; img++ {
-		for j, v := range l.gpart[img*size+lo : img*size+hi] {
-			g[j] += v
 		}
 	}
 }

@@ -15,12 +15,14 @@ func smallConfig(threads int) Config {
 		Optimizer: contract.OptimizerAdam, Seed: 7, Threads: threads}
 }
 
-// TestDeterministic trains twice with the same seed on two threads and expects bit-identical weights.
+// TestDeterministic trains three times with the same seed, on two threads twice and on one thread,
+// and expects bit-identical weights: every reduction has a fixed order that does not depend on the
+// thread count either.
 func TestDeterministic(t *testing.T) {
 	ds := data.Synthetic(3, 600, 100)
 	var hashes []string
-	for range 2 {
-		tr, err := New(smallConfig(2), ds)
+	for _, threads := range []int{2, 2, 1} {
+		tr, err := New(smallConfig(threads), ds)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,6 +34,9 @@ func TestDeterministic(t *testing.T) {
 	}
 	if hashes[0] != hashes[1] {
 		t.Errorf("two runs with the same seed and threads ended with weights %s and %s", hashes[0], hashes[1])
+	}
+	if hashes[0] != hashes[2] {
+		t.Errorf("runs on 2 threads and on 1 ended with weights %s and %s", hashes[0], hashes[2])
 	}
 	// And the hash does move: a different seed gives different weights.
 	cfg := smallConfig(2)
