@@ -71,14 +71,9 @@ func (t *poolForward) Do(_, i int) {
 	if l.Size == 2 {
 		// The common case, without the argmax bookkeeping: the backward pass finds the maximum
 		// again by comparison, taking the first in the same order.
-		c := l.c
+		c, row := l.c, l.w*l.c
 		for oy := 0; oy < l.oh; oy++ {
-			for ox := 0; ox < l.ow; ox++ {
-				o := (oy*l.ow + ox) * c
-				top := (2*oy*l.w + 2*ox) * c
-				bot := top + l.w*c
-				vec.Max4(y[o:o+c], x[top:top+c], x[top+c:top+2*c], x[bot:bot+c], x[bot+c:bot+2*c])
-			}
+			vec.MaxPool2Row(y[oy*l.ow*c:], x[2*oy*row:], x[(2*oy+1)*row:], c, l.ow)
 		}
 		return
 	}
@@ -133,14 +128,10 @@ func (t *poolBackward) Do(_, i int) {
 		x := t.x[i*in : (i+1)*in]
 		y := l.y.Data[i*out : (i+1)*out]
 		dy := t.dy[i*out : (i+1)*out]
+		row := l.w * c
 		for oy := 0; oy < l.oh; oy++ {
-			for ox := 0; ox < l.ow; ox++ {
-				o := (oy*l.ow + ox) * c
-				top := (2*oy*l.w + 2*ox) * c
-				bot := top + l.w*c
-				vec.Max4Grad(dx[top:top+c], dx[top+c:top+2*c], dx[bot:bot+c], dx[bot+c:bot+2*c],
-					dy[o:o+c], y[o:o+c], x[top:top+c], x[top+c:top+2*c], x[bot:bot+c], x[bot+c:bot+2*c])
-			}
+			o := oy * l.ow * c
+			vec.MaxPool2RowGrad(dx[2*oy*row:], dx[(2*oy+1)*row:], dy[o:o+l.ow*c], y[o:o+l.ow*c], x[2*oy*row:], x[(2*oy+1)*row:], c, l.ow)
 			if l.w%2 == 1 {
 				// The last column takes no gradient.
 				clear(dx[(2*oy*l.w+l.w-1)*c : (2*oy*l.w+l.w)*c])

@@ -112,3 +112,53 @@ func Max4Grad(da, db, dc, dd, g, y, a, b, c, d []float32) {
 		}
 	}
 }
+
+// CopyStrided copies n segments of seg floats: segment i goes from src[i*srcStride:] to
+// dst[i*dstStride:]. It is the im2col of a convolution: one output row's patches, one kernel row.
+func CopyStrided(dst []float32, dstStride int, src []float32, srcStride, n, seg int) {
+	if n <= 0 || seg <= 0 {
+		return
+	}
+	if (n-1)*dstStride+seg > len(dst) || (n-1)*srcStride+seg > len(src) {
+		panic(fmt.Sprintf("vec: CopyStrided: %d segments of %d with strides %d and %d overrun %d and %d floats", n, seg, dstStride, srcStride, len(dst), len(src)))
+	}
+	if simd && seg <= 16 {
+		copyStridedAVX512(&dst[0], dstStride, &src[0], srcStride, n, seg)
+		return
+	}
+	for i := 0; i < n; i++ {
+		copy(dst[i*dstStride:i*dstStride+seg], src[i*srcStride:i*srcStride+seg])
+	}
+}
+
+// MaxPool2Row computes one output row of 2x2 max pooling over channels-last pixels: y holds ow
+// pixels of c channels, xTop and xBot the two input rows (at least 2·ow pixels each). Output pixel
+// j is Max4 of input pixels 2j and 2j+1 of both rows.
+func MaxPool2Row(y, xTop, xBot []float32, c, ow int) {
+	checkLen("MaxPool2Row", ow*c, y)
+	checkLen("MaxPool2Row", 2*ow*c, xTop, xBot)
+	if simd && c%16 == 0 && ow > 0 && c > 0 {
+		poolRowAVX512(&y[0], &xTop[0], &xBot[0], c, ow)
+		return
+	}
+	for j := 0; j < ow; j++ {
+		l, r := 2*j*c, (2*j+1)*c
+		Max4(y[j*c:(j+1)*c], xTop[l:l+c], xTop[r:r+c], xBot[l:l+c], xBot[r:r+c])
+	}
+}
+
+// MaxPool2RowGrad is the gradient of MaxPool2Row: it writes every element of the first 2·ow
+// pixels of dxTop and dxBot, the gradient dy of each output going to the first maximum of its
+// window (see Max4Grad).
+func MaxPool2RowGrad(dxTop, dxBot, dy, y, xTop, xBot []float32, c, ow int) {
+	checkLen("MaxPool2RowGrad", ow*c, dy, y)
+	checkLen("MaxPool2RowGrad", 2*ow*c, dxTop, dxBot, xTop, xBot)
+	if simd && c%16 == 0 && ow > 0 && c > 0 {
+		poolGradRowAVX512(&dxTop[0], &dxBot[0], &dy[0], &y[0], &xTop[0], &xBot[0], c, ow)
+		return
+	}
+	for j := 0; j < ow; j++ {
+		l, r, o := 2*j*c, (2*j+1)*c, j*c
+		Max4Grad(dxTop[l:l+c], dxTop[r:r+c], dxBot[l:l+c], dxBot[r:r+c], dy[o:o+c], y[o:o+c], xTop[l:l+c], xTop[r:r+c], xBot[l:l+c], xBot[r:r+c])
+	}
+}

@@ -112,3 +112,131 @@ maxgrad_loop:
 	JNE       maxgrad_loop
 	VZEROUPPER
 	RET
+
+// func copyStridedAVX512(dst *float32, dstStride int, src *float32, srcStride, n, seg int)
+// Each segment is one masked load and store (seg <= 16); masked-out lanes are never touched.
+TEXT ·copyStridedAVX512(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), DI
+	MOVQ  dstStride+8(FP), R8
+	SHLQ  $2, R8
+	MOVQ  src+16(FP), SI
+	MOVQ  srcStride+24(FP), R9
+	SHLQ  $2, R9
+	MOVQ  n+32(FP), DX
+	MOVQ  seg+40(FP), CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+
+copy_loop:
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R9, SI
+	ADDQ      R8, DI
+	DECQ      DX
+	JNE       copy_loop
+	VZEROUPPER
+	RET
+
+// func poolRowAVX512(y, xTop, xBot *float32, c, ow int)
+// One output row of 2x2 max pooling, channels last: c (a multiple of 16) channels, ow outputs.
+TEXT ·poolRowAVX512(SB), NOSPLIT, $0-40
+	MOVQ y+0(FP), DI
+	MOVQ xTop+8(FP), SI
+	MOVQ xBot+16(FP), DX
+	MOVQ c+24(FP), R8
+	MOVQ ow+32(FP), R9
+	MOVQ R8, R10
+	SHLQ $2, R10          // c in bytes: from a window's left pixel to its right one
+	SHRQ $4, R8           // vectors per pixel
+
+pool_pixel:
+	MOVQ R8, CX
+	XORQ AX, AX
+
+pool_vec:
+	VMOVUPS (SI)(AX*1), Z0
+	ADDQ    R10, AX
+	VMOVUPS (SI)(AX*1), Z1
+	VMOVUPS (DX)(AX*1), Z3
+	SUBQ    R10, AX
+	VMOVUPS (DX)(AX*1), Z2
+	VMAXPS  Z1, Z0, Z0
+	VMAXPS  Z3, Z2, Z2
+	VMAXPS  Z2, Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ    $64, AX
+	DECQ    CX
+	JNE     pool_vec
+	ADDQ    R10, DI
+	ADDQ    R10, SI
+	ADDQ    R10, SI
+	ADDQ    R10, DX
+	ADDQ    R10, DX
+	DECQ    R9
+	JNE     pool_pixel
+	VZEROUPPER
+	RET
+
+// func poolGradRowAVX512(dxTop, dxBot, dy, y, xTop, xBot *float32, c, ow int)
+// The gradient of one output row of 2x2 max pooling (see Max4Grad: the first maximum of top-left,
+// top-right, bottom-left, bottom-right takes the gradient).
+TEXT ·poolGradRowAVX512(SB), NOSPLIT, $0-64
+	MOVQ dxTop+0(FP), R11
+	MOVQ dxBot+8(FP), R12
+	MOVQ dy+16(FP), R13
+	MOVQ y+24(FP), DI
+	MOVQ xTop+32(FP), SI
+	MOVQ xBot+40(FP), DX
+	MOVQ c+48(FP), R8
+	MOVQ ow+56(FP), R9
+	MOVQ R8, R10
+	SHLQ $2, R10
+	SHRQ $4, R8
+
+grad_pixel:
+	MOVQ R8, CX
+	XORQ AX, AX
+
+grad_vec:
+	VMOVUPS   (DI)(AX*1), Z0          // y
+	VMOVUPS   (R13)(AX*1), Z1         // dy
+	VMOVUPS   (SI)(AX*1), Z3          // a
+	VMOVUPS   (DX)(AX*1), Z5          // c
+	VCMPPS    $0, Z3, Z0, K1          // a == y
+	VCMPPS    $0, Z5, Z0, K3          // c == y
+	ADDQ      R10, AX
+	VMOVUPS   (SI)(AX*1), Z4          // b
+	VCMPPS    $0, Z4, Z0, K2          // b == y
+	KANDNW    K2, K1, K2              // b, not a
+	KORW      K1, K2, K5
+	KANDNW    K3, K5, K3              // c, not a or b
+	KORW      K5, K3, K5
+	KNOTW     K5, K4                  // d: the rest
+	VMOVUPS.Z Z1, K2, Z6
+	VMOVUPS   Z6, (R11)(AX*1)         // db
+	VMOVUPS.Z Z1, K4, Z6
+	VMOVUPS   Z6, (R12)(AX*1)         // dd
+	SUBQ      R10, AX
+	VMOVUPS.Z Z1, K1, Z6
+	VMOVUPS   Z6, (R11)(AX*1)         // da
+	VMOVUPS.Z Z1, K3, Z6
+	VMOVUPS   Z6, (R12)(AX*1)         // dc
+	ADDQ      $64, AX
+	DECQ      CX
+	JNE       grad_vec
+	ADDQ      R10, DI
+	ADDQ      R10, R13
+	ADDQ      R10, SI
+	ADDQ      R10, SI
+	ADDQ      R10, DX
+	ADDQ      R10, DX
+	ADDQ      R10, R11
+	ADDQ      R10, R11
+	ADDQ      R10, R12
+	ADDQ      R10, R12
+	DECQ      R9
+	JNE       grad_pixel
+	VZEROUPPER
+	RET

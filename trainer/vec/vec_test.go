@@ -94,3 +94,67 @@ func TestMax4GradRoutesOnce(t *testing.T) {
 	}
 	Use(true)
 }
+
+// TestCopyStrided compares both versions on every segment length the assembly takes and on
+// overlapping source segments (as im2col reads them), leaving the gaps untouched.
+func TestCopyStrided(t *testing.T) {
+	defer Use(true)
+	rng := rand.New(rand.NewPCG(1, 1))
+	src := randTies(rng, 500)
+	for seg := 1; seg <= 20; seg++ {
+		for _, strides := range [][2]int{{seg, 3}, {seg + 5, seg}, {28, 3}} {
+			var got [2][]float32
+			for k, accel := range []bool{false, true} {
+				Use(accel)
+				dst := make([]float32, 400)
+				for i := range dst {
+					dst[i] = -7
+				}
+				CopyStrided(dst, strides[0], src[1:], strides[1], 9, seg)
+				got[k] = dst
+			}
+			same(t, "CopyStrided", got[0], got[1])
+			for i := 0; i < 9; i++ {
+				for j := 0; j < seg; j++ {
+					if got[1][i*strides[0]+j] != src[1+i*strides[1]+j] {
+						t.Fatalf("seg %d strides %v: segment %d element %d not copied", seg, strides, i, j)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMaxPool2Row compares both versions of the row functions, on channel counts the assembly
+// takes (multiples of 16) and ones it leaves to Go.
+func TestMaxPool2Row(t *testing.T) {
+	defer Use(true)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, c := range []int{16, 32, 48, 5} {
+		const ow = 7
+		top, bot, dy := randTies(rng, 2*ow*c+c), randTies(rng, 2*ow*c+c), randTies(rng, ow*c)
+		var got [2][][]float32
+		for k, accel := range []bool{false, true} {
+			Use(accel)
+			y := make([]float32, ow*c)
+			MaxPool2Row(y, top, bot, c, ow)
+			dt, db := make([]float32, 2*ow*c), make([]float32, 2*ow*c)
+			MaxPool2RowGrad(dt, db, dy, y, top, bot, c, ow)
+			got[k] = [][]float32{y, dt, db}
+		}
+		for i, name := range []string{"y", "dxTop", "dxBot"} {
+			same(t, name, got[0][i], got[1][i])
+		}
+		// And the Go version agrees with Max4 element by element.
+		y := got[0][0]
+		for j := 0; j < ow; j++ {
+			for q := 0; q < c; q++ {
+				l, r := 2*j*c+q, (2*j+1)*c+q
+				want := maxps(maxps(top[l], top[r]), maxps(bot[l], bot[r]))
+				if math.Float32bits(y[j*c+q]) != math.Float32bits(want) {
+					t.Fatalf("c=%d: y[%d] = %v, want %v", c, j*c+q, y[j*c+q], want)
+				}
+			}
+		}
+	}
+}
