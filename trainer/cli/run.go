@@ -14,6 +14,7 @@ import (
 	"github.com/kubetrain/kubetrain/internal/contract"
 	"github.com/kubetrain/kubetrain/trainer/data"
 	"github.com/kubetrain/kubetrain/trainer/gemm"
+	"github.com/kubetrain/kubetrain/trainer/optim"
 	"github.com/kubetrain/kubetrain/trainer/train"
 	"github.com/kubetrain/kubetrain/trainer/vec"
 )
@@ -58,6 +59,7 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		}
 		// The portable kernel means portable code throughout.
 		vec.Use(cfg.Kernel != gemm.Portable)
+		optim.Accelerated = optim.Accelerated && cfg.Kernel != gemm.Portable
 	}
 	if cfg.CheckpointURI != "" || cfg.ResumeFrom != "" {
 		fmt.Fprintf(stderr, "trainer: warning: checkpoints are not implemented yet: --%s and --%s are ignored, training starts from scratch\n",
