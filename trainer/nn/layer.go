@@ -1,7 +1,6 @@
 package nn
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -76,5 +75,3 @@ func glorotUniform(w []float32, fanIn, fanOut int, rng *rand.Rand) {
 func newBatchTensor(maxBatch int, per []int) *tensor.Tensor {
 	return tensor.New(append([]int{maxBatch}, per...)...)
 }
-
-func shapeString(s []int) string { return fmt.Sprint(s) }
