@@ -48,8 +48,9 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: $(CONTROLLER_GEN) envtest deps ## Run every test suite (unit, trainer, envtest integration, generated files).
+test: $(CONTROLLER_GEN) envtest s3server deps ## Run every test suite (unit, trainer, envtest, S3, generated files).
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh envtest)" CONTROLLER_GEN=$(CONTROLLER_GEN) \
+		KUBETRAIN_VERSITYGW="$$(hack/kube-binaries.sh versitygw)" \
 		go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: scale-bench
@@ -78,6 +79,10 @@ demo: build ## Train a model: for now the trainer on the built-in synthetic set 
 .PHONY: envtest
 envtest: ## Build etcd, kube-apiserver and kubectl for envtest (cached by version).
 	hack/kube-binaries.sh envtest >/dev/null
+
+.PHONY: s3server
+s3server: ## Build versitygw, the S3 server the tests start (cached by version).
+	hack/kube-binaries.sh versitygw >/dev/null
 
 .PHONY: deps
 deps: ## Install the Debian packages the tests need (Fashion-MNIST).

@@ -4,6 +4,7 @@
 #
 #   hack/kube-binaries.sh envtest            # etcd, kube-apiserver, kubectl; prints their folder
 #   hack/kube-binaries.sh COMPONENT...       # e.g. kubelet kube-scheduler; prints the bin folder
+#   hack/kube-binaries.sh versitygw          # the S3 server the tests use; prints its path
 #
 # No download site is reachable here (setup-envtest, release pages), only the Go module proxy.
 # k8s.io/kubernetes replaces its staging modules with ./staging/..., so `go install` of it is
@@ -13,6 +14,7 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 CACHE=${KUBETRAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubetrain}
 staging_version=v0${K8S_VERSION#v1}   # v1.37.2 -> v0.37.2
 
@@ -80,6 +82,17 @@ build_component() {
     wrapper_module "$CACHE/kubernetes-$K8S_VERSION/src" k8s.io/kubernetes "$K8S_VERSION" "$staging_version"
     build "$CACHE/kubernetes-$K8S_VERSION/src" "$k8s_bin/$c" "k8s.io/kubernetes/cmd/$c" "$ldflags"
     ;;
+  versitygw)
+    # An S3 server with a POSIX backend, for tests and the local cluster; its module has no replace
+    # directives, so it builds with go install.
+    local out=$CACHE/versitygw-$VERSITYGW_VERSION/bin/versitygw
+    if [[ ! -x $out ]]; then
+      log "building versitygw $VERSITYGW_VERSION"
+      GOBIN=$(dirname "$out") CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+        "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+    fi
+    echo "$out"
+    ;;
   *)
     log "unknown component $c"
     exit 2
@@ -102,5 +115,9 @@ if [[ $1 == envtest ]]; then
   exit 0
 fi
 
+if [[ $1 == versitygw ]]; then
+  build_component versitygw
+  exit 0
+fi
 for c in "$@"; do build_component "$c"; done
 echo "$k8s_bin"

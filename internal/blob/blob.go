@@ -1,0 +1,163 @@
+// Package blob opens the object storage that holds datasets and checkpoints, by URI:
+//
+//	s3://bucket[/prefix][?endpoint=URL&region=NAME&use_path_style=true]   any S3-compatible store
+//	file:///path                                                          a directory (e.g. a PVC)
+//	mem://                                                                in memory, for tests
+//
+// It is the one way the trainer and the tools reach object storage; the controller never does.
+// Buckets are gocloud.dev/blob buckets, so the code above this package does not know which store
+// it talks to.
+//
+// Credentials for s3:// come only from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+// and the optional AWS_SESSION_TOKEN, which the controller maps from the job's Secret). There is
+// no fallback: no shared config files, no cloud metadata endpoint.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/blob/s3blob"
+
+	"github.com/kubetrain/kubetrain/internal/contract"
+)
+
+// Bucket is a bucket of objects, opened on a prefix.
+type Bucket = blob.Bucket
+
+// ErrNoCredentials says that an s3:// location was opened without credentials in the environment.
+var ErrNoCredentials = errors.New("no S3 credentials: set " + contract.SecretKeyAccessKeyID + " and " +
+	contract.SecretKeySecretAccessKey + " (from the TrainingJob's credentialsSecretName)")
+
+// Location is a parsed storage URI.
+type Location struct {
+	Scheme string
+	// Bucket is the S3 bucket; Path the directory of a file:// location.
+	Bucket, Path string
+	// Prefix is the key prefix inside the bucket, empty or ending in "/".
+	Prefix string
+	// S3 settings.
+	Endpoint, Region string
+	PathStyle        bool
+}
+
+// Parse reads a storage URI, naming what is wrong with it.
+func Parse(uri string) (Location, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return Location{}, fmt.Errorf("storage URI %q: %w", uri, err)
+	}
+	loc := Location{Scheme: u.Scheme}
+	bad := func(format string, a ...any) (Location, error) {
+		return Location{}, fmt.Errorf("storage URI %q: %s", uri, fmt.Sprintf(format, a...))
+	}
+	q := u.Query()
+	switch u.Scheme {
+	case contract.SchemeS3:
+		if u.Host == "" {
+			return bad("no bucket: want s3://bucket[/prefix]")
+		}
+		loc.Bucket = u.Host
+		loc.Prefix = strings.Trim(u.Path, "/")
+		loc.Endpoint = q.Get("endpoint")
+		loc.Region = q.Get("region")
+		if loc.Region == "" {
+			loc.Region = "us-east-1"
+		}
+		if v := q.Get("use_path_style"); v != "" {
+			if loc.PathStyle, err = strconv.ParseBool(v); err != nil {
+				return bad("use_path_style=%q is not a boolean", v)
+			}
+		}
+		for k := range q {
+			if k != "endpoint" && k != "region" && k != "use_path_style" {
+				return bad("unknown parameter %q (known: endpoint, region, use_path_style)", k)
+			}
+		}
+	case contract.SchemeFile:
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return bad("want file:///absolute/path")
+		}
+		if len(q) > 0 {
+			return bad("file:// takes no parameters")
+		}
+		loc.Path = u.Path
+	case "mem":
+		loc.Prefix = strings.Trim(u.Host+u.Path, "/")
+	default:
+		return bad("scheme %q: want s3://, file:// or mem://", u.Scheme)
+	}
+	for _, seg := range strings.Split(loc.Prefix+"/"+loc.Path, "/") {
+		if seg == ".." {
+			return bad("'..' path segments are not allowed")
+		}
+	}
+	if loc.Prefix != "" {
+		loc.Prefix += "/"
+	}
+	return loc, nil
+}
+
+// Open opens the bucket of a storage URI, scoped to its prefix. The caller closes it.
+func Open(ctx context.Context, uri string) (*Bucket, error) {
+	loc, err := Parse(uri)
+	if err != nil {
+		return nil, err
+	}
+	var b *blob.Bucket
+	switch loc.Scheme {
+	case contract.SchemeS3:
+		b, err = openS3(ctx, loc)
+	case contract.SchemeFile:
+		if err := os.MkdirAll(loc.Path, 0o755); err != nil {
+			return nil, fmt.Errorf("storage URI %q: %w", uri, err)
+		}
+		// NoTempDir: the temporary file of a write sits beside its object, so the final rename
+		// stays on one filesystem (a mounted volume's).
+		b, err = fileblob.OpenBucket(loc.Path, &fileblob.Options{NoTempDir: true})
+	case "mem":
+		b = memblob.OpenBucket(nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage URI %q: %w", uri, err)
+	}
+	if loc.Prefix != "" {
+		b = blob.PrefixedBucket(b, loc.Prefix)
+	}
+	return b, nil
+}
+
+func openS3(ctx context.Context, loc Location) (*blob.Bucket, error) {
+	id, secret := os.Getenv(contract.SecretKeyAccessKeyID), os.Getenv(contract.SecretKeySecretAccessKey)
+	if id == "" || secret == "" {
+		return nil, ErrNoCredentials
+	}
+	cfg := aws.Config{
+		Region: loc.Region,
+		// Static credentials only: no credential chain, so no shared files and no metadata endpoint.
+		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret,
+			os.Getenv(contract.SecretKeySessionToken))),
+		// Checksums only where S3 requires them: older S3-compatible stores reject the newer
+		// default trailing checksums. Integrity is ours to check: checkpoint manifests carry SHA-256.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if loc.Endpoint != "" {
+			o.BaseEndpoint = aws.String(loc.Endpoint)
+		}
+		o.UsePathStyle = loc.PathStyle
+	})
+	return s3blob.OpenBucket(ctx, client, loc.Bucket, nil)
+}
