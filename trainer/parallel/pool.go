@@ -6,7 +6,7 @@
 package parallel
 
 import (
-	"sync"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -24,18 +24,33 @@ type Body interface {
 // Waking a parked goroutine costs tens of microseconds on a virtual machine, and a training step
 // runs a few dozen loops, so idle workers first spin for a while (spinFor) watching for the next
 // loop, and only then park until For wakes them.
+//
+// A worker whose core is busy elsewhere (a shared machine, a CPU-limited container) must not hold
+// up a loop it has not started: workers join a loop explicitly, the caller closes the loop to
+// latecomers once it has claimed every index it could, and then waits only for the workers that
+// joined. A latecomer finds the loop closed (or a newer one) and leaves the data alone.
 type Pool struct {
 	threads int
 	wake    []chan struct{} // one token wakes a parked worker; stale tokens are harmless
-	wg      sync.WaitGroup
-	gen     atomic.Uint64 // counts loops; a worker runs each generation exactly once
-	closed  atomic.Bool
+	seq     uint64          // the current loop's number
+	// state packs the current loop's number (bits 33 and up), whether it is closed to
+	// latecomers (bit 32) and how many workers joined it and are still working (bits 0-31).
+	state  atomic.Uint64
+	closed atomic.Bool
 
-	// The current loop, set by For before it advances gen.
+	// The current loop, written by For before it publishes the loop in state, read by the workers
+	// that joined it.
 	body    Body
 	n       int64
 	cursors []cursor
 }
+
+const (
+	closedBit  = 1 << 32
+	activeMask = closedBit - 1
+)
+
+func loopSeq(state uint64) uint64 { return state >> 33 }
 
 // spinFor is how long an idle worker watches for the next loop before parking.
 const spinFor = 200 * time.Microsecond
@@ -60,7 +75,13 @@ func (p *Pool) Threads() int { return p.threads }
 // Close stops the workers. The pool must not be used afterwards.
 func (p *Pool) Close() {
 	p.closed.Store(true)
-	p.gen.Add(1)
+	p.publish()
+}
+
+// publish starts a new loop number and wakes the parked workers.
+func (p *Pool) publish() {
+	p.seq++
+	p.state.Store(p.seq << 33)
 	for _, ch := range p.wake {
 		select {
 		case ch <- struct{}{}:
@@ -85,36 +106,49 @@ func (p *Pool) For(n int, body Body) {
 	for i := range p.cursors {
 		p.cursors[i].next.Store(0)
 	}
-	p.wg.Add(len(p.wake))
-	p.gen.Add(1)
-	for _, ch := range p.wake {
-		select {
-		case ch <- struct{}{}:
-		default:
+	p.publish()
+	p.run(0)
+	// Every index is claimed now. Close the loop to latecomers, then wait for those who joined.
+	for {
+		v := p.state.Load()
+		if p.state.CompareAndSwap(v, v|closedBit) {
+			break
 		}
 	}
-	p.run(0)
-	p.wg.Wait()
+	for spins := 0; p.state.Load()&activeMask != 0; spins++ {
+		if spins&63 == 63 {
+			runtime.Gosched()
+		}
+	}
 	p.body = nil
 }
 
 func (p *Pool) worker(id int, wake chan struct{}) {
 	var seen uint64
 	for {
-		if p.gen.Load() == seen {
+		v := p.state.Load()
+		if loopSeq(v) == seen {
 			deadline := time.Now().Add(spinFor)
-			for spins := 0; p.gen.Load() == seen; spins++ {
+			for spins := 0; loopSeq(p.state.Load()) == seen; spins++ {
 				if spins&1023 == 1023 && time.Now().After(deadline) {
 					<-wake
 				}
 			}
+			continue
 		}
-		seen = p.gen.Load()
+		seen = loopSeq(v)
 		if p.closed.Load() {
 			return
 		}
-		p.run(id)
-		p.wg.Done()
+		// Join the loop unless it is closed or already replaced.
+		for loopSeq(v) == seen && v&closedBit == 0 {
+			if p.state.CompareAndSwap(v, v+1) {
+				p.run(id)
+				p.state.Add(^uint64(0)) // leave
+				break
+			}
+			v = p.state.Load()
+		}
 	}
 }
 

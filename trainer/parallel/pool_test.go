@@ -32,3 +32,21 @@ func TestForDoesNotAllocate(t *testing.T) {
 		t.Errorf("For allocated %v times per run, want 0", allocs)
 	}
 }
+
+// TestManyLoops runs thousands of short loops back to back, the pattern of a training step, where
+// a worker may still be leaving one loop as the next opens.
+func TestManyLoops(t *testing.T) {
+	p := New(3)
+	defer p.Close()
+	b := &countBody{hits: make([]int32, 50)}
+	for loop := 0; loop < 5000; loop++ {
+		n := 1 + loop%50
+		clear(b.hits)
+		p.For(n, b)
+		for i := 0; i < n; i++ {
+			if b.hits[i] != 1 {
+				t.Fatalf("loop %d: index %d ran %d times, want 1", loop, i, b.hits[i])
+			}
+		}
+	}
+}
