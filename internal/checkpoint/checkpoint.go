@@ -1,0 +1,305 @@
+// Package checkpoint commits checkpoints to object storage and reads them back verified.
+//
+// Commit protocol: a checkpoint's data objects go under a fresh directory that is never reused;
+// its manifest, with the size and SHA-256 of every object, is written last. A reader trusts a
+// checkpoint only when its manifest exists and every object matches it, so a crash at any instant
+// of an upload leaves the previous good checkpoint or the new one, never a torn one. What a
+// checkpoint holds (weights, optimizer state, data order...) is the trainer's business: this
+// package moves named byte streams.
+package checkpoint
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	gcblob "gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/kubetrain/kubetrain/internal/blob"
+	"github.com/kubetrain/kubetrain/internal/contract"
+)
+
+// beforeWrite, when set (by tests), runs before each object write and fails it with its error: a
+// crash at that instant.
+var beforeWrite func(key string) error
+
+func writeAll(ctx context.Context, b *blob.Bucket, key string, data []byte) error {
+	var opts *gcblob.WriterOptions
+	if beforeWrite != nil {
+		opts = &gcblob.WriterOptions{BeforeWrite: func(func(any) bool) error { return beforeWrite(key) }}
+	}
+	return b.WriteAll(ctx, key, data, opts)
+}
+
+// Object is a named data object of a checkpoint.
+type Object struct {
+	Name string
+	Data []byte
+}
+
+// CorruptError says a checkpoint cannot be trusted, and why.
+type CorruptError struct {
+	Key    string
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("checkpoint %s is corrupt: %s", e.Key, e.Reason)
+}
+
+// Commit writes a checkpoint's objects under a new directory below jobPrefix, then its manifest, and
+// returns the manifest's key. m describes the checkpoint; its Objects are filled in here.
+func Commit(ctx context.Context, b *blob.Bucket, jobPrefix string, m contract.Manifest, objects []Object) (string, error) {
+	nonce, err := newNonce()
+	if err != nil {
+		return "", err
+	}
+	dir, err := contract.CheckpointDir(jobPrefix, m.Epoch, nonce)
+	if err != nil {
+		return "", err
+	}
+	m.Version = contract.ManifestVersion
+	m.Objects = m.Objects[:0]
+	seen := map[string]bool{}
+	for _, o := range objects {
+		if o.Name == "" || o.Name == contract.ManifestName || strings.ContainsAny(o.Name, "/\\") || seen[o.Name] {
+			return "", fmt.Errorf("checkpoint object name %q: want a unique plain name other than %s", o.Name, contract.ManifestName)
+		}
+		seen[o.Name] = true
+		sum := sha256.Sum256(o.Data)
+		if err := writeAll(ctx, b, dir+o.Name, o.Data); err != nil {
+			return "", fmt.Errorf("writing checkpoint object %s%s: %w", dir, o.Name, err)
+		}
+		m.Objects = append(m.Objects, contract.ManifestObject{Name: o.Name, Size: int64(len(o.Data)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	key := dir + contract.ManifestName
+	if err := writeAll(ctx, b, key, manifest); err != nil {
+		return "", fmt.Errorf("writing checkpoint manifest %s: %w", key, err)
+	}
+	return key, nil
+}
+
+// Read reads the checkpoint whose manifest is at key and verifies every object against it. A
+// checkpoint that fails verification is a *CorruptError naming the object and what differs.
+func Read(ctx context.Context, b *blob.Bucket, key string) (contract.Manifest, []Object, error) {
+	var m contract.Manifest
+	raw, err := b.ReadAll(ctx, key)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return m, nil, &CorruptError{Key: key, Reason: "no manifest"}
+		}
+		return m, nil, fmt.Errorf("reading checkpoint manifest %s: %w", key, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, nil, &CorruptError{Key: key, Reason: "manifest is not valid JSON: " + err.Error()}
+	}
+	if m.Version != contract.ManifestVersion {
+		return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("manifest version %d, want %d", m.Version, contract.ManifestVersion)}
+	}
+	dir := strings.TrimSuffix(key, contract.ManifestName)
+	objects := make([]Object, 0, len(m.Objects))
+	for _, o := range m.Objects {
+		data, err := b.ReadAll(ctx, dir+o.Name)
+		if err != nil {
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object %s is missing", o.Name)}
+			}
+			return m, nil, fmt.Errorf("reading checkpoint object %s%s: %w", dir, o.Name, err)
+		}
+		if int64(len(data)) != o.Size {
+			return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object %s has %d bytes, the manifest says %d", o.Name, len(data), o.Size)}
+		}
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); got != o.SHA256 {
+			return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object %s has SHA-256 %s, the manifest says %s", o.Name, got, o.SHA256)}
+		}
+		objects = append(objects, Object{Name: o.Name, Data: data})
+	}
+	return m, objects, nil
+}
+
+// Entry is a checkpoint found below a job prefix.
+type Entry struct {
+	// Key of the manifest.
+	Key   string
+	Epoch int
+}
+
+// List finds the committed checkpoints below a job prefix, newest (highest epoch) first. Only
+// directories with a manifest count; their content is not verified here.
+func List(ctx context.Context, b *blob.Bucket, jobPrefix string) ([]Entry, error) {
+	dirs, err := checkpointDirs(ctx, b, jobPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, d := range dirs {
+		ok, err := b.Exists(ctx, d.dir+contract.ManifestName)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, Entry{Key: d.dir + contract.ManifestName, Epoch: d.epoch})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Epoch > out[j].Epoch })
+	return out, nil
+}
+
+// Latest reads the newest checkpoint that verifies, trying preferred first (the one the controller
+// named). Each corrupt checkpoint skipped is reported through skipped; none found is (nil, nil).
+func Latest(ctx context.Context, b *blob.Bucket, jobPrefix, preferred string, skipped func(error)) (*contract.Manifest, []Object, string, error) {
+	entries, err := List(ctx, b, jobPrefix)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	keys := make([]string, 0, len(entries)+1)
+	if preferred != "" {
+		keys = append(keys, preferred)
+	}
+	for _, e := range entries {
+		if e.Key != preferred {
+			keys = append(keys, e.Key)
+		}
+	}
+	for _, k := range keys {
+		m, objects, err := Read(ctx, b, k)
+		var corrupt *CorruptError
+		if errors.As(err, &corrupt) {
+			if skipped != nil {
+				skipped(err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return &m, objects, k, nil
+	}
+	return nil, nil, "", nil
+}
+
+// Prune keeps the newest keep checkpoints and the best by test accuracy, and deletes the others
+// (manifest first, so a reader never finds a manifest whose objects are gone) along with the
+// directories of uploads that never committed. Call it after a commit, from the only writer.
+func Prune(ctx context.Context, b *blob.Bucket, jobPrefix string, keep int) error {
+	dirs, err := checkpointDirs(ctx, b, jobPrefix)
+	if err != nil {
+		return err
+	}
+	type committed struct {
+		dir   string
+		epoch int
+		acc   float64
+	}
+	var done []committed
+	var torn []string
+	for _, d := range dirs {
+		raw, err := b.ReadAll(ctx, d.dir+contract.ManifestName)
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			torn = append(torn, d.dir)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var m contract.Manifest
+		if json.Unmarshal(raw, &m) != nil {
+			torn = append(torn, d.dir)
+			continue
+		}
+		done = append(done, committed{d.dir, d.epoch, m.TestAccuracy})
+	}
+	sort.SliceStable(done, func(i, j int) bool { return done[i].epoch > done[j].epoch })
+	best := -1
+	for i, c := range done {
+		if best < 0 || c.acc > done[best].acc {
+			best = i
+		}
+	}
+	var drop []string
+	for i, c := range done {
+		if i >= keep && i != best {
+			drop = append(drop, c.dir)
+		}
+	}
+	for _, dir := range append(drop, torn...) {
+		if err := deleteDir(ctx, b, dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type ckptDir struct {
+	dir   string
+	epoch int
+}
+
+// checkpointDirs lists the ckpt-<epoch>-<nonce>/ directories below a job prefix.
+func checkpointDirs(ctx context.Context, b *blob.Bucket, jobPrefix string) ([]ckptDir, error) {
+	it := b.List(&gcblob.ListOptions{Prefix: jobPrefix, Delimiter: "/"})
+	var out []ckptDir
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing checkpoints under %s: %w", jobPrefix, err)
+		}
+		if !obj.IsDir {
+			continue
+		}
+		var epoch int
+		var nonce string
+		name := strings.TrimSuffix(strings.TrimPrefix(obj.Key, jobPrefix), "/")
+		if n, _ := fmt.Sscanf(strings.Replace(name, "-", " ", 2), "ckpt %d %s", &epoch, &nonce); n != 2 {
+			continue
+		}
+		out = append(out, ckptDir{dir: obj.Key, epoch: epoch})
+	}
+}
+
+// deleteDir deletes a checkpoint directory, its manifest first.
+func deleteDir(ctx context.Context, b *blob.Bucket, dir string) error {
+	if err := b.Delete(ctx, dir+contract.ManifestName); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("deleting %s%s: %w", dir, contract.ManifestName, err)
+	}
+	it := b.List(&gcblob.ListOptions{Prefix: dir})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := b.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return fmt.Errorf("deleting %s: %w", obj.Key, err)
+		}
+	}
+}
+
+func newNonce() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,106 @@
+package contract
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// The key layout of checkpoints in object storage, below the configured prefix:
+//
+//	<namespace>/<job name>/<job UID>/rank-<rank>/ckpt-<epoch>-<nonce>/<object>...
+//	<namespace>/<job name>/<job UID>/rank-<rank>/ckpt-<epoch>-<nonce>/manifest.json
+//
+// Every checkpoint is written under a fresh directory (the nonce is never reused) and its manifest
+// is written last: a reader only trusts a checkpoint whose manifest exists and whose objects match
+// the sizes and SHA-256 digests it lists.
+
+// ManifestName is the last object of a checkpoint to be written.
+const ManifestName = "manifest.json"
+
+// ManifestVersion is the format of Manifest this release writes.
+const ManifestVersion = 1
+
+// maxKeyComponent bounds one component of a key: Kubernetes names and UIDs are shorter.
+const maxKeyComponent = 253
+
+// JobPrefix is the key prefix of a job's worker's checkpoints, ending in "/". Each component must
+// be a single path segment: empty, ".", "..", a "/", a backslash or a control character is an
+// error, so no user-supplied string can escape the configured prefix.
+func JobPrefix(namespace, name, uid string, rank int) (string, error) {
+	if rank < 0 {
+		return "", fmt.Errorf("checkpoint key: rank %d is negative", rank)
+	}
+	for _, c := range []struct{ what, v string }{{"namespace", namespace}, {"job name", name}, {"job UID", uid}} {
+		if err := keyComponent(c.v); err != nil {
+			return "", fmt.Errorf("checkpoint key: %s %q: %w", c.what, c.v, err)
+		}
+	}
+	return namespace + "/" + name + "/" + uid + "/rank-" + strconv.Itoa(rank) + "/", nil
+}
+
+// CheckpointDir is the directory of a new checkpoint below a job prefix.
+func CheckpointDir(jobPrefix string, epoch int, nonce string) (string, error) {
+	if err := keyComponent(nonce); err != nil || strings.ContainsAny(nonce, "-") {
+		return "", fmt.Errorf("checkpoint key: nonce %q must be a plain token", nonce)
+	}
+	return fmt.Sprintf("%sckpt-%06d-%s/", jobPrefix, epoch, nonce), nil
+}
+
+func keyComponent(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("empty")
+	case s == "." || s == "..":
+		return fmt.Errorf("not a name")
+	case len(s) > maxKeyComponent:
+		return fmt.Errorf("longer than %d bytes", maxKeyComponent)
+	case strings.ContainsAny(s, `/\`):
+		return fmt.Errorf("contains a path separator")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("contains a control or invalid character")
+		}
+	}
+	return nil
+}
+
+// Manifest describes a committed checkpoint.
+type Manifest struct {
+	Version int `json:"version"`
+	// Job says whose checkpoint this is.
+	Job CheckpointJob `json:"job"`
+	// Epoch is the number of completed epochs the checkpoint holds.
+	Epoch int `json:"epoch"`
+	// Step is the number of optimizer steps taken.
+	Step int64 `json:"step"`
+	// ConfigHash identifies the model and hyperparameters: a checkpoint of another configuration
+	// must not be resumed from.
+	ConfigHash string    `json:"configHash"`
+	Created    time.Time `json:"created"`
+	// Metrics after the checkpoint's epoch, for retention (the best is kept) and for people.
+	Loss          float64 `json:"loss"`
+	TrainAccuracy float64 `json:"trainAccuracy"`
+	TestAccuracy  float64 `json:"testAccuracy"`
+	// Objects are the checkpoint's data objects, relative to its directory.
+	Objects []ManifestObject `json:"objects"`
+}
+
+// CheckpointJob identifies the job and worker that wrote a checkpoint.
+type CheckpointJob struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+	Rank      int    `json:"rank"`
+	Attempt   int    `json:"attempt"`
+}
+
+// ManifestObject is one data object of a checkpoint.
+type ManifestObject struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}

@@ -1,0 +1,61 @@
+package contract
+
+import (
+	"path"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+func TestJobPrefix(t *testing.T) {
+	got, err := JobPrefix("team-a", "mnist", "6f1c", 0)
+	if err != nil || got != "team-a/mnist/6f1c/rank-0/" {
+		t.Fatalf("JobPrefix = %q, %v; want team-a/mnist/6f1c/rank-0/", got, err)
+	}
+	for name, args := range map[string][3]string{
+		"dot-dot namespace": {"..", "a", "u"},
+		"slash in name":     {"ns", "a/../../b", "u"},
+		"empty uid":         {"ns", "a", ""},
+		"control char":      {"ns", "a\nb", "u"},
+		"backslash":         {"ns", `a\b`, "u"},
+	} {
+		if _, err := JobPrefix(args[0], args[1], args[2], 0); err == nil {
+			t.Errorf("%s: JobPrefix(%q) accepted", name, args)
+		}
+	}
+}
+
+// FuzzJobPrefix checks that whatever the strings, a prefix that is returned stays below the
+// configured prefix: relative, clean, with exactly the expected segments.
+func FuzzJobPrefix(f *testing.F) {
+	for _, s := range [][3]string{{"ns", "job", "uid"}, {"..", ".", "/"}, {"a/b", "c\x00", "\\"}, {"ns", "j", "..%2f"}} {
+		f.Add(s[0], s[1], s[2], 3)
+	}
+	f.Fuzz(func(t *testing.T, ns, name, uid string, rank int) {
+		p, err := JobPrefix(ns, name, uid, rank)
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+			t.Fatalf("prefix %q is absolute or not a directory", p)
+		}
+		trimmed := strings.TrimSuffix(p, "/")
+		if path.Clean(trimmed) != trimmed {
+			t.Fatalf("prefix %q is not clean", p)
+		}
+		segs := strings.Split(trimmed, "/")
+		if len(segs) != 4 || segs[0] != ns || segs[1] != name || segs[2] != uid {
+			t.Fatalf("prefix %q does not have the segments namespace/name/uid/rank", p)
+		}
+		for _, s := range segs {
+			if s == "" || s == "." || s == ".." || strings.Contains(s, `\`) {
+				t.Fatalf("prefix %q has segment %q", p, s)
+			}
+		}
+		for _, r := range p {
+			if unicode.IsControl(r) {
+				t.Fatalf("prefix %q has a control character", p)
+			}
+		}
+	})
+}
