@@ -1,0 +1,123 @@
+// Package progress reports a trainer's progress into its TrainingJob's status: each epoch's metrics
+// and each committed checkpoint, through the Kubernetes API. It is the trainer's outer layer; the
+// numeric core only sees a Reporter.
+//
+// The trainer writes with server-side apply under its own field manager and owns status.progress,
+// status.history and status.latestCheckpoint; the controller owns the rest, so neither overwrites
+// the other.
+package progress
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/contract"
+)
+
+// FieldManager is the trainer's name in managedFields.
+const FieldManager = "kubetrain-trainer"
+
+// HistoryLimit is how many epochs status.history keeps.
+const HistoryLimit = 100
+
+// writeTimeout bounds one status write: training never waits long on the API server.
+const writeTimeout = 10 * time.Second
+
+var trainingJobs = kubetrainv1alpha1.GroupVersion.WithResource("trainingjobs")
+
+// StatusReporter writes progress into one TrainingJob's status.
+type StatusReporter struct {
+	jobs       dynamic.ResourceInterface
+	name       string
+	history    []kubetrainv1alpha1.EpochMetrics
+	checkpoint *kubetrainv1alpha1.CheckpointRef
+	last       *kubetrainv1alpha1.Progress
+	// OnError is told about writes that failed; training goes on (the termination message carries
+	// the final result when the API cannot be reached). Nil drops them.
+	OnError func(error)
+}
+
+// NewStatusReporter reports into the TrainingJob namespace/name. It reads the job's history first,
+// so that a resumed attempt continues it rather than starting it over.
+func NewStatusReporter(ctx context.Context, cfg *rest.Config, namespace, name string) (*StatusReporter, error) {
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &StatusReporter{jobs: dc.Resource(trainingJobs).Namespace(namespace), name: name}
+	u, err := r.jobs.Get(ctx, name, metav1.GetOptions{}, "status")
+	if err != nil {
+		return nil, fmt.Errorf("reading TrainingJob %s/%s: %w", namespace, name, err)
+	}
+	var tj kubetrainv1alpha1.TrainingJob
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &tj); err != nil {
+		return nil, err
+	}
+	r.history, r.checkpoint, r.last = tj.Status.History, tj.Status.LatestCheckpoint, tj.Status.Progress
+	return r, nil
+}
+
+// Report records an epoch: it is the trainer's train.Reporter.
+func (r *StatusReporter) Report(p contract.Progress) {
+	t := metav1.NewTime(p.Time)
+	m := kubetrainv1alpha1.EpochMetrics{
+		Epoch: int32(p.Epoch), Loss: p.Loss, TrainAccuracy: p.TrainAccuracy, TestAccuracy: p.TestAccuracy,
+		ImagesPerSecond: p.ImagesPerSecond, Time: &t,
+	}
+	// A resumed attempt repeats no epoch: drop history past the epoch it restarted from.
+	for len(r.history) > 0 && r.history[len(r.history)-1].Epoch >= m.Epoch {
+		r.history = r.history[:len(r.history)-1]
+	}
+	r.history = append(r.history, m)
+	if len(r.history) > HistoryLimit {
+		r.history = append(r.history[:0:0], r.history[len(r.history)-HistoryLimit:]...)
+	}
+	r.last = &kubetrainv1alpha1.Progress{EpochMetrics: m, Epochs: int32(p.Epochs),
+		EpochText: fmt.Sprintf("%d/%d", p.Epoch, p.Epochs)}
+	r.apply()
+}
+
+// Checkpointed records a committed checkpoint.
+func (r *StatusReporter) Checkpointed(uri string, epoch, attempt int, at time.Time) {
+	t := metav1.NewTime(at)
+	r.checkpoint = &kubetrainv1alpha1.CheckpointRef{URI: uri, Epoch: int32(epoch), Attempt: int32(attempt), Time: &t}
+	r.apply()
+}
+
+// apply writes every field the trainer owns, each time: a server-side apply that left one out would
+// remove it.
+func (r *StatusReporter) apply() {
+	st := kubetrainv1alpha1.TrainingJobStatus{Progress: r.last, History: r.history, LatestCheckpoint: r.checkpoint}
+	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&st)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	// Drop the controller's fields that the typed status always encodes.
+	for _, k := range []string{"restarts", "workers"} {
+		delete(status, k)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"status": status}}
+	u.SetAPIVersion(kubetrainv1alpha1.GroupVersion.String())
+	u.SetKind("TrainingJob")
+	u.SetName(r.name)
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if _, err := r.jobs.ApplyStatus(ctx, r.name, u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		r.fail(fmt.Errorf("reporting progress of TrainingJob %s: %w", r.name, err))
+	}
+}
+
+func (r *StatusReporter) fail(err error) {
+	if r.OnError != nil {
+		r.OnError(err)
+	}
+}
