@@ -41,8 +41,8 @@ func TestTerminationText(t *testing.T) {
 		"trainer result with message": {`{"outcome":"InvalidData","message":"test_batch.bin: record 3: label 12, want 0-9"}`,
 			"test_batch.bin: record 3: label 12, want 0-9"},
 		"trainer result without message": {`{"outcome":"Succeeded"}`, "Succeeded"},
-		"plain text from a custom image":  {"CUDA out of memory", "CUDA out of memory"},
-		"long text is cut":                {string(make([]byte, 600)), string(make([]byte, 512)) + "..."},
+		"plain text from a custom image": {"CUDA out of memory", "CUDA out of memory"},
+		"long text is cut":               {string(make([]byte, 600)), string(make([]byte, 512)) + "..."},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -47,12 +47,16 @@ type TrainingJobReconciler struct {
 	MaxConcurrentReconciles int
 	// SkipNameValidation allows a second controller of the same name in one process (tests).
 	SkipNameValidation bool
+
+	identities trainerIdentities
 }
 
 // +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=create
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=create
 
 // Reconcile is a thin shell: read, plan, act, write status once, then emit events.
 func (r *TrainingJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -119,9 +123,13 @@ func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.T
 // createWorkers creates the current attempt's worker pods. Their names are deterministic, so a pod
 // created by a pass whose status write was lost is found again (AlreadyExists), never duplicated.
 func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob) error {
+	if err := r.identities.ensure(ctx, r.Client, tj.Namespace); err != nil {
+		return err
+	}
 	for rank := int32(0); rank < tj.Spec.Workers; rank++ {
 		pod := constructWorkerPod(tj, rank, r.Config)
 		if err := r.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+			r.identities.forget(tj.Namespace) // in case the pod was refused for a missing ServiceAccount
 			return err
 		}
 	}

@@ -103,9 +103,11 @@ func constructWorkerPod(tj *kubetrainv1alpha1.TrainingJob, rank int32, cfg Confi
 		Spec: corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			TerminationGracePeriodSeconds: ptr.To(cfg.TerminationGracePeriodSeconds),
-			AutomountServiceAccountToken:  ptr.To(false),
-			Hostname:                      fmt.Sprintf("%s-w%d", tj.Name, rank),
-			Containers:                    []corev1.Container{container},
+			// The worker reports progress into its job's status with its pod-bound token.
+			ServiceAccountName:           TrainerServiceAccount,
+			AutomountServiceAccountToken: ptr.To(true),
+			Hostname:                     fmt.Sprintf("%s-w%d", tj.Name, rank),
+			Containers:                   []corev1.Container{container},
 			Volumes: append([]corev1.Volume{{
 				Name:         scratchVolume,
 				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},

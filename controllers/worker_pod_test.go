@@ -78,8 +78,8 @@ func TestConstructWorkerPodShape(t *testing.T) {
 		*csc.AllowPrivilegeEscalation || !*csc.ReadOnlyRootFilesystem || csc.Capabilities.Drop[0] != "ALL" {
 		t.Errorf("security contexts do not meet the restricted profile: pod %+v, container %+v", psc, csc)
 	}
-	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever || *pod.Spec.AutomountServiceAccountToken {
-		t.Errorf("restartPolicy %s, automount %v: want Never and false", pod.Spec.RestartPolicy, *pod.Spec.AutomountServiceAccountToken)
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever || pod.Spec.ServiceAccountName != TrainerServiceAccount {
+		t.Errorf("restartPolicy %s, service account %q: want Never and %s", pod.Spec.RestartPolicy, pod.Spec.ServiceAccountName, TrainerServiceAccount)
 	}
 	if pod.Spec.NodeSelector["gpu"] != "a100" || pod.Spec.PriorityClassName != "training" {
 		t.Errorf("template scheduling fields not applied: %+v", pod.Spec)

@@ -69,6 +69,8 @@ var _ = BeforeSuite(func() {
 
 	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: leaderElectionNamespace}})).To(Succeed())
+	// The policy that confines each trainer to its own job's status, as config/ deploys it.
+	kubectl("apply", "-f", "config/rbac/trainer_policy.yaml")
 	mgrRun = startManager()
 })
 

@@ -89,6 +89,15 @@ var _ = Describe("Admission", func() {
 		Entry("unknown field", "  epochs: 3\n", "spec.epochs", "unknown field"),
 	)
 
+	It("deploys the operator from config/default", func() {
+		out := kubectl("apply", "-k", "config/default", "--dry-run=server")
+		for _, want := range []string{"customresourcedefinition.apiextensions.k8s.io/trainingjobs.kubetrain.io",
+			"deployment.apps/kubetrain-controller-manager", "clusterrole.rbac.authorization.k8s.io/kubetrain-manager-role",
+			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-trainer-own-job"} {
+			Expect(out).To(ContainSubstring(want))
+		}
+	})
+
 	It("rejects a name too long for pod labels", func() {
 		out, err := apply(jobYAML(strings.Repeat("a", 64), ""))
 		Expect(err).To(HaveOccurred())

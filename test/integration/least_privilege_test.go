@@ -1,0 +1,91 @@
+package integration
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/controllers"
+	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/internal/manager"
+	"github.com/kubetrain/kubetrain/internal/progress"
+)
+
+var _ = Describe("The trainer's credentials", func() {
+	var ns string
+	var clientset *kubernetes.Clientset
+
+	// trainerConfig is what a worker pod's mounted token gives it: the trainer ServiceAccount,
+	// bound to the pod when pod is set.
+	trainerConfig := func(ctx context.Context, pod *corev1.Pod) *rest.Config {
+		req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+		if pod != nil {
+			req.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}
+		}
+		tok, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, controllers.TrainerServiceAccount, req, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		return &rest.Config{Host: cfg.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}, BearerToken: tok.Status.Token}
+	}
+	report := func(ctx context.Context, c *rest.Config, job string) error {
+		r, err := progress.NewStatusReporter(ctx, c, ns, job)
+		if err != nil {
+			return err
+		}
+		var failed error
+		r.OnError = func(err error) { failed = err }
+		r.Report(contract.Progress{Epoch: 1, Epochs: 10, TestAccuracy: 0.5, Time: time.Now()})
+		return failed
+	}
+
+	BeforeEach(func(ctx context.Context) {
+		ns = newNamespace(ctx)
+		var err error
+		clientset, err = kubernetes.NewForConfig(cfg)
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("can write the status of its own job and nothing else", func(ctx context.Context) {
+		own := createJob(ctx, newJob("own", ns))
+		other := createJob(ctx, newJob("own-w0", ns)) // named like a prefix of own's pods
+		pod := waitPod(ctx, own, 0)
+		waitPod(ctx, other, 0)
+		Expect(pod.Spec.ServiceAccountName).To(Equal(controllers.TrainerServiceAccount))
+		trainer := trainerConfig(ctx, pod)
+
+		Expect(report(ctx, trainer, "own")).To(Succeed())
+		Expect(getJob(ctx, Default, own).Status.Progress.EpochText).To(Equal("1/10"))
+
+		Eventually(func() error { return report(ctx, trainer, "own-w0") }).WithTimeout(timeout).
+			Should(MatchError(ContainSubstring("may only write the status of its own TrainingJob")))
+
+		c, err := client.New(trainer, client.Options{Scheme: manager.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		forbidden := func(err error) { ExpectWithOffset(1, apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err) }
+		forbidden(c.List(ctx, &corev1.PodList{}, client.InNamespace(ns)))
+		forbidden(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "any"}, &corev1.Secret{}))
+		forbidden(c.List(ctx, &corev1.SecretList{}, client.InNamespace(ns)))
+		forbidden(c.Patch(ctx, own, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"image":"evil"}}`))))
+		forbidden(c.Delete(ctx, own))
+		forbidden(c.Create(ctx, &kubetrainv1alpha1.TrainingJob{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: ns},
+			Spec: kubetrainv1alpha1.TrainingJobSpec{Dataset: kubetrainv1alpha1.DatasetSpec{URI: "synthetic://cifar10"}}}))
+	})
+
+	It("cannot write status with a token that is not bound to its pod", func(ctx context.Context) {
+		own := createJob(ctx, newJob("unbound", ns))
+		waitPod(ctx, own, 0)
+		Eventually(func() error { return report(ctx, trainerConfig(ctx, nil), "unbound") }).WithTimeout(timeout).
+			Should(MatchError(ContainSubstring("token bound to its pod")))
+	})
+})
