@@ -55,7 +55,7 @@ func NewFlagSet(cfg *Config) *flag.FlagSet {
 	env := func(name, usage string) string { return fmt.Sprintf("%s (env %s)", usage, contract.EnvName(name)) }
 	fs.StringVar(&cfg.Model, contract.FlagModel, contract.ModelReferenceCNN, env(contract.FlagModel, "model preset: "+strings.Join(contract.Models, ", ")))
 	fs.StringVar(&cfg.Dataset, contract.FlagDataset, contract.SyntheticDatasetURI, env(contract.FlagDataset,
-		"dataset URI: file:///dir (a directory of dataset files) or "+contract.SyntheticDatasetURI+" (built in, generated from the seed)"))
+		"dataset URI: file:///dir or s3://bucket/prefix (a directory of dataset files; s3 is fetched into the scratch directory first) or "+contract.SyntheticDatasetURI+" (built in, generated from the seed)"))
 	fs.StringVar(&cfg.DatasetFormat, contract.FlagDatasetFormat, contract.FormatCIFAR10, env(contract.FlagDatasetFormat,
 		"format of a file:// dataset: cifar10 (data_batch_1..5.bin, test_batch.bin) or idx (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each optionally .gz)"))
 	fs.IntVar(&cfg.Epochs, contract.FlagEpochs, 1, env(contract.FlagEpochs, "passes over the training data"))
@@ -69,10 +69,10 @@ func NewFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, contract.FlagLogFormat, contract.LogFormatText, env(contract.FlagLogFormat,
 		"log format: text, or json (one contract.Progress object per epoch, then the result)"))
 	fs.StringVar(&cfg.ScratchDir, contract.FlagScratchDir, contract.ScratchDir, env(contract.FlagScratchDir, "writable scratch directory"))
-	fs.StringVar(&cfg.CheckpointURI, contract.FlagCheckpointURI, "", env(contract.FlagCheckpointURI, "where checkpoints go (not implemented yet: ignored with a warning)"))
-	fs.IntVar(&cfg.CheckpointKeep, contract.FlagCheckpointKeep, 3, env(contract.FlagCheckpointKeep, "checkpoints to keep (not implemented yet)"))
-	fs.IntVar(&cfg.CheckpointEvery, contract.FlagCheckpointEvery, 1, env(contract.FlagCheckpointEvery, "epochs between checkpoints (not implemented yet)"))
-	fs.StringVar(&cfg.ResumeFrom, contract.FlagResumeFrom, "", env(contract.FlagResumeFrom, "checkpoint to resume from (not implemented yet: training starts afresh, with a warning)"))
+	fs.StringVar(&cfg.CheckpointURI, contract.FlagCheckpointURI, "", env(contract.FlagCheckpointURI, "where checkpoints go: s3://bucket/prefix[?endpoint=URL&region=R&use_path_style=true] or file:///dir; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
+	fs.IntVar(&cfg.CheckpointKeep, contract.FlagCheckpointKeep, 3, env(contract.FlagCheckpointKeep, "newest checkpoints to keep (the best by test accuracy is kept too)"))
+	fs.IntVar(&cfg.CheckpointEvery, contract.FlagCheckpointEvery, 1, env(contract.FlagCheckpointEvery, "epochs between checkpoints (the last epoch is always checkpointed)"))
+	fs.StringVar(&cfg.ResumeFrom, contract.FlagResumeFrom, "", env(contract.FlagResumeFrom, "URI of the checkpoint manifest to resume from; a corrupt one is reported and the newest older valid one is used. Without it the newest checkpoint of this job, if any, is resumed"))
 	fs.StringVar(&cfg.Kernel, FlagKernel, "", env(FlagKernel, "matrix-product kernel: "+strings.Join(gemm.Available(), ", ")+"; empty picks the fastest ("+gemm.Best()+")"))
 	fs.Usage = func() { usage(fs) }
 	return fs

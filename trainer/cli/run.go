@@ -39,8 +39,12 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 	if p, ok := env[EnvTerminationLog]; ok {
 		termLog = p
 	}
+	var sess *session
 	finish := func(code int, msg string, last *contract.Progress) int {
 		res := contract.Result{Outcome: contract.ExitReason(int32(code)), Message: msg, Last: last}
+		if sess != nil {
+			res.Checkpoint = sess.lastURI
+		}
 		writeTerminationLog(termLog, res, stderr)
 		if cfg.LogFormat == contract.LogFormatJSON {
 			line, _ := json.Marshal(res)
@@ -61,12 +65,30 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		vec.Use(cfg.Kernel != gemm.Portable)
 		optim.Accelerated = optim.Accelerated && cfg.Kernel != gemm.Portable
 	}
-	if cfg.CheckpointURI != "" || cfg.ResumeFrom != "" {
-		fmt.Fprintf(stderr, "trainer: warning: checkpoints are not implemented yet: --%s and --%s are ignored, training starts from scratch\n",
-			contract.FlagCheckpointURI, contract.FlagResumeFrom)
+	// fail maps an error to its exit code: bad configuration and bad data are permanent, anything
+	// else (storage or the API unreachable) may pass.
+	fail := func(err error, last *contract.Progress) int {
+		var ce *ConfigError
+		var de *dataError
+		switch {
+		case errors.As(err, &ce):
+			return finish(contract.ExitInvalidConfig, err.Error(), last)
+		case errors.As(err, &de):
+			return finish(contract.ExitInvalidData, err.Error(), last)
+		default:
+			return finish(contract.ExitRetriable, err.Error(), last)
+		}
 	}
+	if sess, err = newSession(ctx, cfg, env, stderr); err != nil {
+		return fail(err, nil)
+	}
+	defer sess.close()
 
-	ds, err := data.Load(cfg.Dataset, cfg.DatasetFormat, cfg.Seed)
+	datasetURI, err := fetchDataset(ctx, cfg)
+	if err != nil {
+		return fail(err, nil)
+	}
+	ds, err := data.Load(datasetURI, cfg.DatasetFormat, cfg.Seed)
 	var ce *data.ConfigError
 	switch {
 	case errors.As(err, &ce):
@@ -86,9 +108,28 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		fmt.Fprintf(stdout, "training %s (%d parameters) on %s (%d training, %d test images of %v), %d threads, %s kernels, on the CPU\n",
 			t.Model(), t.Model().ParamCount(), ds.Name, ds.Train.Len(), ds.Test.Len(), ds.Train.Shape(), cfg.Threads, gemm.Kernel())
 	}
-	last, err := t.Run(ctx, train.ReporterFunc(func(p contract.Progress) { printProgress(stdout, cfg.LogFormat, p) }))
+	resumed, err := sess.resume(ctx, t)
+	if err != nil {
+		return fail(err, nil)
+	}
+	if resumed != "" {
+		fmt.Fprintf(stderr, "trainer: resuming after epoch %d from %s\n", t.Epoch(), resumed)
+	}
+	var saveErr error
+	last, err := t.Run(ctx, train.ReporterFunc(func(p contract.Progress) {
+		printProgress(stdout, cfg.LogFormat, p)
+		if err := sess.epochDone(ctx, t, p); err != nil {
+			saveErr = err
+			sess.warn("checkpoint after epoch %d: %v", p.Epoch, err)
+		}
+	}))
+	if err == nil && saveErr != nil && last != nil && last.Epoch == last.Epochs {
+		// The final model must not be lost: another attempt resumes from the last good checkpoint.
+		return finish(contract.ExitRetriable, fmt.Sprintf("the final checkpoint could not be written: %v", saveErr), last)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
+			sess.stopped()
 			return finish(contract.ExitTerminated, fmt.Sprintf("stopped by a termination signal after %d of %d epochs", t.Epoch(), cfg.Epochs), last)
 		}
 		return finish(contract.ExitRetriable, err.Error(), last)

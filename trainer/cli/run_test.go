@@ -123,6 +123,9 @@ func TestMainText(t *testing.T) {
 
 // TestMainFailures checks each failure's exit code and that the termination log says what went wrong.
 func TestMainFailures(t *testing.T) {
+	// S3 credentials come from the process environment, as in a pod.
+	t.Setenv(contract.SecretKeyAccessKeyID, "")
+	t.Setenv(contract.SecretKeySecretAccessKey, "")
 	good := cifarDir(t, 10, 5)
 	bad := cifarDir(t, 10, 5)
 	f := filepath.Join(bad, "data_batch_4.bin")
@@ -134,12 +137,12 @@ func TestMainFailures(t *testing.T) {
 		wantCode int
 		wantMsg  string
 	}{
-		"bad flag":         {[]string{"--epochs=0"}, nil, contract.ExitInvalidConfig, "--epochs"},
-		"bad env":          {nil, map[string]string{"KUBETRAIN_THREADS": "lots"}, contract.ExitInvalidConfig, "KUBETRAIN_THREADS"},
-		"s3 dataset":       {[]string{"--dataset=s3://bucket/cifar"}, nil, contract.ExitInvalidConfig, "not supported yet"},
-		"missing dataset":  {[]string{"--dataset=file:///nonexistent", "--dataset-format=idx"}, nil, contract.ExitInvalidData, "train-images-idx3-ubyte"},
-		"truncated file":   {[]string{"--dataset=file://" + bad}, nil, contract.ExitInvalidData, "data_batch_4.bin: record 1: truncated"},
-		"wrong format dir": {[]string{"--dataset=file://" + good, "--dataset-format=idx"}, nil, contract.ExitInvalidData, "missing"},
+		"bad flag":                       {[]string{"--epochs=0"}, nil, contract.ExitInvalidConfig, "--epochs"},
+		"bad env":                        {nil, map[string]string{"KUBETRAIN_THREADS": "lots"}, contract.ExitInvalidConfig, "KUBETRAIN_THREADS"},
+		"s3 dataset without credentials": {[]string{"--dataset=s3://bucket/cifar"}, nil, contract.ExitInvalidConfig, "no S3 credentials"},
+		"missing dataset":                {[]string{"--dataset=file:///nonexistent", "--dataset-format=idx"}, nil, contract.ExitInvalidData, "train-images-idx3-ubyte"},
+		"truncated file":                 {[]string{"--dataset=file://" + bad}, nil, contract.ExitInvalidData, "data_batch_4.bin: record 1: truncated"},
+		"wrong format dir":               {[]string{"--dataset=file://" + good, "--dataset-format=idx"}, nil, contract.ExitInvalidData, "missing"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kubetrain/kubetrain/internal/blob"
+	"github.com/kubetrain/kubetrain/internal/checkpoint"
+	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/internal/s3test"
+)
+
+// cancelOn is stdout that cancels the run once a line appears in it: a SIGTERM at a known point.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	needle string
+	cancel func()
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	if c.needle != "" && strings.Contains(c.buf.String(), c.needle) {
+		c.needle = ""
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+var weightsHash = regexp.MustCompile(`weights sha256 ([0-9a-f]{64})`)
+
+type run struct {
+	code           int
+	stdout, stderr string
+	result         contract.Result
+}
+
+// trainRun runs the trainer in-process on a small CIFAR-shaped dataset, cancelling it (as SIGTERM
+// does) when stopAt appears on its stdout.
+func trainRun(t *testing.T, dataset, stopAt string, args ...string) run {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelOn{needle: stopAt, cancel: cancel}
+	var stderr bytes.Buffer
+	log := termLog(t)
+	args = append([]string{"--dataset=file://" + dataset, "--threads=2", "--seed=7"}, args...)
+	code := Main(ctx, args, map[string]string{EnvTerminationLog: log}, out, &stderr)
+	return run{code, out.buf.String(), stderr.String(), readResult(t, log)}
+}
+
+func finalHash(t *testing.T, r run) string {
+	t.Helper()
+	m := weightsHash.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no weights hash in the output (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	return m[1]
+}
+
+// A run stopped by SIGTERM after an epoch and resumed from its checkpoint ends with the same
+// weights, bit for bit, as a run that was never stopped.
+func TestExactResumeFromS3(t *testing.T) {
+	srv := s3test.Start(t, "ckpt")
+	dataset := cifarDir(t, 2000, 200)
+
+	whole := trainRun(t, dataset, "", "--epochs=3", "--checkpoint-uri="+srv.URI("ckpt", "whole"))
+	if whole.code != contract.ExitSucceeded {
+		t.Fatalf("uninterrupted run: exit %d\n%s", whole.code, whole.stderr)
+	}
+	if !strings.Contains(whole.result.Checkpoint, "ckpt-000003-") {
+		t.Errorf("the result names checkpoint %q, want the epoch 3 one", whole.result.Checkpoint)
+	}
+
+	uri := srv.URI("ckpt", "stopped")
+	stopped := trainRun(t, dataset, "epoch 1/3", "--epochs=3", "--checkpoint-uri="+uri)
+	if stopped.code != contract.ExitTerminated {
+		t.Fatalf("stopped run: exit %d, want %d\n%s", stopped.code, contract.ExitTerminated, stopped.stderr)
+	}
+	from := stopped.result.Checkpoint
+	if !strings.Contains(from, "ckpt-000001-") || !strings.HasPrefix(from, "s3://ckpt/stopped/local/trainer/run/rank-0/") {
+		t.Fatalf("the stopped run's result names checkpoint %q, want its epoch 1 checkpoint", from)
+	}
+
+	resumed := trainRun(t, dataset, "", "--epochs=3", "--checkpoint-uri="+uri, "--resume-from="+from)
+	if resumed.code != contract.ExitSucceeded {
+		t.Fatalf("resumed run: exit %d\n%s", resumed.code, resumed.stderr)
+	}
+	if !strings.Contains(resumed.stderr, "resuming after epoch 1 from "+from) {
+		t.Errorf("the resumed run does not say where it resumed from:\n%s", resumed.stderr)
+	}
+	if strings.Contains(resumed.stdout, "epoch 1/3") {
+		t.Errorf("the resumed run trained epoch 1 again:\n%s", resumed.stdout)
+	}
+	if got, want := finalHash(t, resumed), finalHash(t, whole); got != want {
+		t.Errorf("resumed weights %s differ from the uninterrupted run's %s", got, want)
+	}
+}
+
+// A corrupt checkpoint named for resumption is reported, and the newest older valid one is used.
+func TestResumeFallsBackPastACorruptCheckpoint(t *testing.T) {
+	srv := s3test.Start(t, "ckpt")
+	dataset := cifarDir(t, 1000, 100)
+	uri := srv.URI("ckpt", "runs")
+	first := trainRun(t, dataset, "", "--epochs=2", "--checkpoint-uri="+uri)
+	if first.code != contract.ExitSucceeded {
+		t.Fatalf("exit %d\n%s", first.code, first.stderr)
+	}
+	latest := first.result.Checkpoint
+	key := strings.TrimPrefix(strings.SplitN(latest, "?", 2)[0], "s3://")
+	state := filepath.Join(srv.Root, filepath.Dir(key), stateObject)
+	if err := os.WriteFile(state, []byte("bit rot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	again := trainRun(t, dataset, "", "--epochs=3", "--checkpoint-uri="+uri, "--resume-from="+latest)
+	if again.code != contract.ExitSucceeded {
+		t.Fatalf("exit %d\n%s", again.code, again.stderr)
+	}
+	if !strings.Contains(again.stderr, "is corrupt") || !strings.Contains(again.stderr, "ckpt-000002-") {
+		t.Errorf("the corrupt checkpoint is not reported:\n%s", again.stderr)
+	}
+	if !strings.Contains(again.stderr, "resuming after epoch 1") {
+		t.Errorf("did not fall back to the epoch 1 checkpoint:\n%s", again.stderr)
+	}
+}
+
+// Checkpoints of another configuration are refused, not silently resumed into.
+func TestResumeRefusesAnotherConfiguration(t *testing.T) {
+	dataset := cifarDir(t, 500, 100)
+	uri := "file://" + t.TempDir()
+	first := trainRun(t, dataset, "", "--epochs=1", "--checkpoint-uri="+uri)
+	if first.code != contract.ExitSucceeded {
+		t.Fatalf("exit %d\n%s", first.code, first.stderr)
+	}
+	other := trainRun(t, dataset, "", "--epochs=2", "--learning-rate=0.01", "--checkpoint-uri="+uri)
+	if other.code != contract.ExitInvalidConfig || !strings.Contains(other.result.Message, "another model, dataset or hyperparameters") {
+		t.Fatalf("exit %d, result %+v; want the configuration mismatch refused", other.code, other.result)
+	}
+}
+
+// An s3:// dataset is fetched into scratch and verified like a local one.
+func TestDatasetFromS3(t *testing.T) {
+	srv := s3test.Start(t, "datasets")
+	local := cifarDir(t, 500, 100)
+	b, err := blob.Open(context.Background(), srv.URI("datasets", "cifar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, name := range datasetFiles[contract.FormatCIFAR10][:5] { // test_batch.bin left out
+		data, err := os.ReadFile(filepath.Join(local, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WriteAll(context.Background(), name, data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"--dataset=" + srv.URI("datasets", "cifar"), "--epochs=1", "--scratch-dir=" + t.TempDir()}
+	var stdout, stderr bytes.Buffer
+	log := termLog(t)
+	code := Main(context.Background(), args, map[string]string{EnvTerminationLog: log}, &stdout, &stderr)
+	if code != contract.ExitInvalidData || !strings.Contains(readResult(t, log).Message, "test_batch.bin is missing") {
+		t.Fatalf("exit %d, %s; want invalid data naming test_batch.bin", code, stderr.String())
+	}
+
+	data, _ := os.ReadFile(filepath.Join(local, "test_batch.bin"))
+	if err := b.WriteAll(context.Background(), "test_batch.bin", data, nil); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main(context.Background(), args, map[string]string{EnvTerminationLog: termLog(t)}, &stdout, &stderr); code != contract.ExitSucceeded {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "epoch 1/1") {
+		t.Errorf("no epoch line:\n%s", stdout.String())
+	}
+}
+
+// Retention keeps the newest checkpoints and the best.
+func TestCheckpointRetention(t *testing.T) {
+	dataset := cifarDir(t, 500, 100)
+	dir := t.TempDir()
+	r := trainRun(t, dataset, "", "--epochs=4", "--checkpoint-uri=file://"+dir, "--checkpoint-keep=2")
+	if r.code != contract.ExitSucceeded {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	b, err := blob.Open(context.Background(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	entries, err := checkpoint.List(context.Background(), b, "local/trainer/run/rank-0/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) < 2 || len(entries) > 3 || entries[0].Epoch != 4 || entries[1].Epoch != 3 {
+		t.Errorf("kept %+v, want epochs 4 and 3 (and the best, if older)", entries)
+	}
+}
