@@ -71,6 +71,7 @@ func planJob(tj *kubetrainv1alpha1.TrainingJob, pods []*corev1.Pod, now time.Tim
 
 func (p *planner) run() {
 	st := &p.out.status
+	p.noteCheckpoint()
 	if finished(st.Phase) {
 		p.keepFinished()
 		return
@@ -225,6 +226,7 @@ func (p *planner) startAttempt() {
 	if st.Phase == kubetrainv1alpha1.PhaseSuspended {
 		p.resume()
 	}
+	p.recordResumption()
 	p.out.createWorkers = true
 	st.AttemptStartTime = &p.nowMeta
 	if st.StartTime == nil {
@@ -243,7 +245,11 @@ func (p *planner) startAttempt() {
 func (p *planner) succeed() {
 	st := &p.out.status
 	st.CompletionTime = &p.nowMeta
+	st.ModelURI = finalModel(p.tj, p.current[0])
 	msg := fmt.Sprintf("training finished in attempt %d", st.Attempt)
+	if st.ModelURI != "" {
+		msg += "; model: " + st.ModelURI
+	}
 	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSucceeded, metav1.ConditionTrue,
 		kubetrainv1alpha1.ReasonSucceeded, msg)
 	p.setPhase(kubetrainv1alpha1.PhaseSucceeded, health{ready: true, reason: kubetrainv1alpha1.ReasonSucceeded, message: msg})

@@ -18,7 +18,6 @@ func controllerOwned(st *kubetrainv1alpha1.TrainingJobStatus) kubetrainv1alpha1.
 	out.Progress = nil
 	out.History = nil
 	out.LatestCheckpoint = nil
-	out.ResumedFrom = nil
 	return out
 }
 

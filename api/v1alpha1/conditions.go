@@ -18,6 +18,9 @@ const (
 	ConditionSucceeded = "Succeeded"
 	// ConditionFailed is True once the job failed.
 	ConditionFailed = "Failed"
+	// ConditionCheckpointed is True once the trainer committed a checkpoint; its message names the
+	// latest one.
+	ConditionCheckpointed = "Checkpointed"
 )
 
 // Condition reasons.
@@ -41,6 +44,8 @@ const (
 	ReasonAsExpected        = "AsExpected"
 	ReasonTTLExpired        = "TTLExpired"
 	ReasonPodCreationFailed = "PodCreationFailed"
+	ReasonCheckpointed      = "CheckpointCommitted"
+	ReasonResuming          = "ResumingFromCheckpoint"
 )
 
 // Labels and annotations the controller sets on worker pods.

@@ -17,6 +17,7 @@ import (
 // +kubebuilder:printcolumn:name="Epoch",type=string,JSONPath=`.status.progress.epochText`,description="Last completed epoch / epochs"
 // +kubebuilder:printcolumn:name="Accuracy",type=number,format=float,JSONPath=`.status.progress.testAccuracy`,description="Test accuracy after the last completed epoch"
 // +kubebuilder:printcolumn:name="Restarts",type=integer,JSONPath=`.status.restarts`
+// +kubebuilder:printcolumn:name="Checkpoint",type=date,JSONPath=`.status.latestCheckpoint.time`,description="Age of the latest checkpoint"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is used in pod labels"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.spec.model == oldSelf.spec.model",message="spec.model is immutable once the job has started",fieldPath=".spec.model",reason=FieldValueForbidden
@@ -381,9 +382,12 @@ type TrainingJobStatus struct {
 	// LatestCheckpoint is the newest committed checkpoint.
 	// +optional
 	LatestCheckpoint *CheckpointRef `json:"latestCheckpoint,omitempty"`
-	// ResumedFrom is the checkpoint the current attempt resumed from, if any.
+	// ResumedFrom is the checkpoint the current attempt was told to resume from, if any.
 	// +optional
 	ResumedFrom *CheckpointRef `json:"resumedFrom,omitempty"`
+	// ModelURI is where the trained model is once the job succeeded: its final checkpoint.
+	// +optional
+	ModelURI string `json:"modelURI,omitempty"`
 }
 
 // WorkerCounts counts worker pods by state.

@@ -40,6 +40,14 @@ var _ = Describe("Trainer progress in status", func() {
 		Expect(got.Status.History[0].Epoch).To(Equal(int32(6)), "the oldest epochs are dropped first")
 		Expect(got.Status.LatestCheckpoint.Epoch).To(Equal(int32(105)))
 
+		// The controller shows the checkpoint as a condition and in kubectl get.
+		Eventually(func(g Gomega) {
+			c := condition(getJob(ctx, g, tj), kubetrainv1alpha1.ConditionCheckpointed)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Message).To(ContainSubstring("epoch 105: s3://ckpt/runs/"))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		Expect(kubectl("get", "tj", "reported", "-n", ns)).To(MatchRegexp(`reported\s+Running\s+105/120\s+0\.525\s+0\s+\d+s\s+`))
+
 		// A resumed attempt continues the history from where it restarted.
 		r2, err := progress.NewStatusReporter(ctx, cfg, ns, "reported")
 		Expect(err).NotTo(HaveOccurred())
