@@ -54,17 +54,24 @@ func (p *planner) noteCheckpoint() {
 // finalModel is the trained model's location: the checkpoint the trainer named in its result (read
 // from the pod's termination message, which holds it even when the trainer could not reach the
 // API), else the latest one in status.
-func finalModel(tj *kubetrainv1alpha1.TrainingJob, pod *corev1.Pod) string {
-	if pod != nil {
-		if term := trainerTermination(pod); term != nil {
-			var r contract.Result
-			if json.Unmarshal([]byte(term.Message), &r) == nil && r.Checkpoint != "" {
-				return r.Checkpoint
-			}
-		}
+func finalModel(tj *kubetrainv1alpha1.TrainingJob, result contract.Result) string {
+	if result.Checkpoint != "" {
+		return result.Checkpoint
 	}
 	if lc := tj.Status.LatestCheckpoint; lc != nil {
 		return lc.URI
 	}
 	return ""
+}
+
+// trainerResult is the trainer's final result from a finished pod's termination message; empty for
+// a custom image that writes something else.
+func trainerResult(pod *corev1.Pod) contract.Result {
+	var r contract.Result
+	if pod != nil {
+		if term := trainerTermination(pod); term != nil {
+			_ = json.Unmarshal([]byte(term.Message), &r)
+		}
+	}
+	return r
 }

@@ -98,3 +98,20 @@ func TestSucceededJobNamesItsModel(t *testing.T) {
 		})
 	}
 }
+
+func TestTargetAccuracyReachedIsTheSuccessReason(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Status(started(kubetrainv1alpha1.PhaseRunning, 0)).Obj()
+	target := 0.9
+	tj.Spec.Hyperparameters.TargetTestAccuracy = &target
+	pod := testutil.MakeWorkerPod(tj, 0, 0).Exited(0,
+		`{"outcome":"Succeeded","stopReason":"TargetAccuracyReached","last":{"epoch":4,"epochs":10,"test_accuracy":0.91}}`).Obj()
+	p := planJob(tj, []*corev1.Pod{pod}, testNow, testCfg)
+	c := apimeta.FindStatusCondition(p.status.Conditions, kubetrainv1alpha1.ConditionSucceeded)
+	if p.status.Phase != kubetrainv1alpha1.PhaseSucceeded || c == nil || c.Reason != kubetrainv1alpha1.ReasonTargetReached ||
+		!strings.Contains(c.Message, "after epoch 4 of 10") {
+		t.Errorf("phase %s, Succeeded condition %+v; want reason %s", p.status.Phase, c, kubetrainv1alpha1.ReasonTargetReached)
+	}
+	if args := strings.Join(constructWorkerPod(tj, 0, testCfg).Spec.Containers[0].Args, " "); !strings.Contains(args, "--target-test-accuracy=0.9") {
+		t.Errorf("the target is not passed to the trainer: %s", args)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 	"github.com/kubetrain/kubetrain/internal/contract"
@@ -245,13 +246,18 @@ func (p *planner) startAttempt() {
 func (p *planner) succeed() {
 	st := &p.out.status
 	st.CompletionTime = &p.nowMeta
-	st.ModelURI = finalModel(p.tj, p.current[0])
-	msg := fmt.Sprintf("training finished in attempt %d", st.Attempt)
+	result := trainerResult(p.current[0])
+	st.ModelURI = finalModel(p.tj, result)
+	reason, msg := kubetrainv1alpha1.ReasonSucceeded, fmt.Sprintf("training finished in attempt %d", st.Attempt)
+	if result.StopReason == contract.StopTargetReached && result.Last != nil {
+		reason = kubetrainv1alpha1.ReasonTargetReached
+		msg = fmt.Sprintf("test accuracy %.4f reached the target %g after epoch %d of %d", result.Last.TestAccuracy,
+			ptr.Deref(p.tj.Spec.Hyperparameters.TargetTestAccuracy, 0), result.Last.Epoch, result.Last.Epochs)
+	}
 	if st.ModelURI != "" {
 		msg += "; model: " + st.ModelURI
 	}
-	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSucceeded, metav1.ConditionTrue,
-		kubetrainv1alpha1.ReasonSucceeded, msg)
+	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSucceeded, metav1.ConditionTrue, reason, msg)
 	p.setPhase(kubetrainv1alpha1.PhaseSucceeded, health{ready: true, reason: kubetrainv1alpha1.ReasonSucceeded, message: msg})
 	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonSucceeded, "Complete", msg)
 	p.keepFinished()

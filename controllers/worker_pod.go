@@ -153,6 +153,9 @@ func trainerArgs(tj *kubetrainv1alpha1.TrainingJob) []string {
 			arg(contract.FlagCheckpointKeep, strconv.Itoa(int(ck.Keep))),
 		)
 	}
+	if target := hp.TargetTestAccuracy; target != nil {
+		args = append(args, arg(contract.FlagTargetTestAccuracy, strconv.FormatFloat(*target, 'g', -1, 64)))
+	}
 	if from := resumeFrom(tj); from != "" {
 		args = append(args, arg(contract.FlagResumeFrom, from))
 	}

@@ -36,6 +36,7 @@ const (
 	ReasonSuspended         = "Suspended"
 	ReasonResumed           = "Resumed"
 	ReasonSucceeded         = "Succeeded"
+	ReasonTargetReached     = "TargetAccuracyReached"
 	ReasonBackoffLimit      = "BackoffLimitExceeded"
 	ReasonDeadlineExceeded  = "DeadlineExceeded"
 	ReasonPermanentFailure  = "PermanentFailure"

@@ -167,6 +167,11 @@ type Hyperparameters struct {
 	// +kubebuilder:default=1
 	// +optional
 	Seed int64 `json:"seed,omitempty"`
+
+	// TargetTestAccuracy ends training early, as Succeeded, once the test accuracy reaches it.
+	// +kubebuilder:validation:XValidation:rule="self > 0.0 && self <= 1.0",message="must be greater than 0 and at most 1"
+	// +optional
+	TargetTestAccuracy *float64 `json:"targetTestAccuracy,omitempty"`
 }
 
 // WorkerResources is what each worker requests.

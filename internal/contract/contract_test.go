@@ -27,6 +27,7 @@ func TestClassifyExit(t *testing.T) {
 		"success":        {0, ExitClassSuccess},
 		"invalid config": {64, ExitClassPermanent},
 		"invalid data":   {65, ExitClassPermanent},
+		"diverged":       {66, ExitClassPermanent},
 		"retriable":      {75, ExitClassRetriable},
 		"sigterm":        {143, ExitClassDisruption},
 		"oom killed":     {137, ExitClassRetriable},

@@ -10,6 +10,9 @@ const (
 	ExitInvalidConfig = 64
 	// ExitInvalidData: the dataset is missing, truncated, oversized or mislabelled. Permanent.
 	ExitInvalidData = 65
+	// ExitDiverged: the loss became NaN or infinite. Permanent: the same hyperparameters diverge
+	// again (lower the learning rate).
+	ExitDiverged = 66
 	// ExitRetriable: a failure another attempt may not meet (storage unreachable, API timeouts).
 	ExitRetriable = 75
 	// ExitTerminated: the trainer stopped cleanly at a step boundary after SIGTERM (the pod is being
@@ -37,7 +40,7 @@ func ClassifyExit(code int32) ExitClass {
 	switch code {
 	case ExitSucceeded:
 		return ExitClassSuccess
-	case ExitInvalidConfig, ExitInvalidData:
+	case ExitInvalidConfig, ExitInvalidData, ExitDiverged:
 		return ExitClassPermanent
 	case ExitTerminated:
 		return ExitClassDisruption
@@ -55,6 +58,8 @@ func ExitReason(code int32) string {
 		return "InvalidConfig"
 	case ExitInvalidData:
 		return "InvalidData"
+	case ExitDiverged:
+		return "Diverged"
 	case ExitRetriable:
 		return "RetriableError"
 	case ExitTerminated:

@@ -22,6 +22,8 @@ const (
 	FlagCheckpointEvery = "checkpoint-every-epochs"
 	// FlagResumeFrom names the checkpoint a new attempt resumes from; the controller sets it.
 	FlagResumeFrom = "resume-from"
+	// FlagTargetTestAccuracy stops training, successfully, once the test accuracy reaches it.
+	FlagTargetTestAccuracy = "target-test-accuracy"
 )
 
 // EnvPrefix starts the name of every environment variable the trainer reads.

@@ -27,7 +27,12 @@ type Result struct {
 	Last *Progress `json:"last,omitempty"`
 	// Checkpoint is the URI of the last committed checkpoint, if any.
 	Checkpoint string `json:"checkpoint,omitempty"`
+	// StopReason says why a successful run ended before its last epoch (StopTargetReached).
+	StopReason string `json:"stopReason,omitempty"`
 }
+
+// StopTargetReached: the test accuracy reached --target-test-accuracy.
+const StopTargetReached = "TargetAccuracyReached"
 
 // TerminationMessageLimit is the most bytes Kubernetes keeps of a termination message.
 const TerminationMessageLimit = 4096

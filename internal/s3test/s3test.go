@@ -30,9 +30,20 @@ type Server struct {
 	Root string
 }
 
+// T is what Start needs of a test: a *testing.T, or Ginkgo's GinkgoT().
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+	Setenv(key, value string)
+}
+
+var _ T = (testing.TB)(nil)
+
 // Start starts a server with the given buckets, stopped when the test ends, and puts its
 // credentials in the test's environment the way the controller hands them to a worker.
-func Start(t testing.TB, buckets ...string) *Server {
+func Start(t T, buckets ...string) *Server {
 	t.Helper()
 	bin := os.Getenv(EnvBinary)
 	if bin == "" {
@@ -41,7 +52,7 @@ func Start(t testing.TB, buckets ...string) *Server {
 	s := &Server{AccessKey: "kubetrain-test", SecretKey: "kubetrain-test-secret", Root: t.TempDir()}
 	for _, b := range buckets {
 		if err := os.Mkdir(filepath.Join(s.Root, b), 0o755); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 	}
 	addr := freeAddr(t)
@@ -49,7 +60,7 @@ func Start(t testing.TB, buckets ...string) *Server {
 	cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", addr, "--quiet", "posix", s.Root)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -71,7 +82,7 @@ func (s *Server) URI(bucket, prefix string) string {
 	return fmt.Sprintf("s3://%s/%s?endpoint=%s&region=us-east-1&use_path_style=true", bucket, prefix, s.Endpoint)
 }
 
-func waitReady(t testing.TB, endpoint, log string) {
+func waitReady(t T, endpoint, log string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
@@ -89,10 +100,10 @@ func waitReady(t testing.TB, endpoint, log string) {
 	}
 }
 
-func freeAddr(t testing.TB) string {
+func freeAddr(t T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	defer l.Close()
 	return l.Addr().String()

@@ -65,6 +65,7 @@ var _ = Describe("Admission", func() {
 		Entry("zero learning rate", "  hyperparameters:\n    learningRate: 0\n", "spec.hyperparameters.learningRate", "greater than 0"),
 		Entry("huge learning rate", "  hyperparameters:\n    learningRate: 11\n", "spec.hyperparameters.learningRate", "at most 10"),
 		Entry("unknown optimizer", "  hyperparameters:\n    optimizer: rmsprop\n", "spec.hyperparameters.optimizer", "Unsupported value"),
+		Entry("target accuracy above 1", "  hyperparameters:\n    targetTestAccuracy: 1.5\n", "spec.hyperparameters.targetTestAccuracy", "at most 1"),
 		Entry("negative seed", "  hyperparameters:\n    seed: -1\n", "spec.hyperparameters.seed", "greater than or equal to 0"),
 		Entry("two workers", "  workers: 2\n", "spec.workers", "only 1 worker is supported"),
 		Entry("unknown model", "  model:\n    preset: resnet50\n", "spec.model.preset", "Unsupported value"),

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -39,6 +40,7 @@ type Config struct {
 	CheckpointKeep  int
 	CheckpointEvery int
 	ResumeFrom      string
+	TargetAccuracy  float64
 	Kernel          string
 }
 
@@ -73,6 +75,8 @@ func NewFlagSet(cfg *Config) *flag.FlagSet {
 	fs.IntVar(&cfg.CheckpointKeep, contract.FlagCheckpointKeep, 3, env(contract.FlagCheckpointKeep, "newest checkpoints to keep (the best by test accuracy is kept too)"))
 	fs.IntVar(&cfg.CheckpointEvery, contract.FlagCheckpointEvery, 1, env(contract.FlagCheckpointEvery, "epochs between checkpoints (the last epoch is always checkpointed)"))
 	fs.StringVar(&cfg.ResumeFrom, contract.FlagResumeFrom, "", env(contract.FlagResumeFrom, "URI of the checkpoint manifest to resume from; a corrupt one is reported and the newest older valid one is used. Without it the newest checkpoint of this job, if any, is resumed"))
+	fs.Float64Var(&cfg.TargetAccuracy, contract.FlagTargetTestAccuracy, 0, env(contract.FlagTargetTestAccuracy,
+		"stop, successfully, once the test accuracy reaches this (0 to 1; 0 trains every epoch)"))
 	fs.StringVar(&cfg.Kernel, FlagKernel, "", env(FlagKernel, "matrix-product kernel: "+strings.Join(gemm.Available(), ", ")+"; empty picks the fastest ("+gemm.Best()+")"))
 	fs.Usage = func() { usage(fs) }
 	return fs
@@ -161,6 +165,8 @@ func validate(cfg Config) error {
 		return bad(contract.FlagLearningRate, "%v, want more than 0 and at most 10", cfg.LearningRate)
 	case cfg.Optimizer != contract.OptimizerAdam && cfg.Optimizer != contract.OptimizerSGD:
 		return bad(contract.FlagOptimizer, "unknown optimizer %q, want %s or %s", cfg.Optimizer, contract.OptimizerAdam, contract.OptimizerSGD)
+	case cfg.TargetAccuracy < 0 || cfg.TargetAccuracy > 1 || math.IsNaN(cfg.TargetAccuracy):
+		return bad(contract.FlagTargetTestAccuracy, "%v, want 0 (none) to 1", cfg.TargetAccuracy)
 	case cfg.Threads < 1 || cfg.Threads > 1024:
 		return bad(contract.FlagThreads, "%d, want 0 (every CPU) to 1024", cfg.Threads)
 	case cfg.LogFormat != contract.LogFormatText && cfg.LogFormat != contract.LogFormatJSON:

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"gocloud.dev/gcerrors"
-	"k8s.io/client-go/rest"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/kubetrain/kubetrain/internal/blob"
 	"github.com/kubetrain/kubetrain/internal/checkpoint"
@@ -88,7 +88,10 @@ func newSession(ctx context.Context, cfg Config, env map[string]string, stderr i
 		}
 	}
 	if env[contract.EnvJobName] != "" {
-		if rc, err := rest.InClusterConfig(); err == nil {
+		// In a pod: the pod-bound ServiceAccount token; elsewhere $KUBECONFIG.
+		if rc, err := ctrlconfig.GetConfig(); err != nil {
+			s.warn("progress will not reach the TrainingJob's status: no Kubernetes API: %v", err)
+		} else {
 			r, err := progress.NewStatusReporter(ctx, rc, s.job.Namespace, s.job.Name)
 			if err != nil {
 				s.warn("progress will not reach the TrainingJob's status: %v", err)
@@ -196,9 +199,9 @@ func (s *session) keyOf(uri string) (string, bool) {
 	return strings.TrimPrefix(key, "/"), true
 }
 
-// epochDone checkpoints after an epoch when it is due (every --checkpoint-every-epochs, and after
-// the last), and otherwise keeps the state for a SIGTERM.
-func (s *session) epochDone(ctx context.Context, t *train.Trainer, p contract.Progress) error {
+// epochDone checkpoints after an epoch when it is due (every --checkpoint-every-epochs, after the
+// last, and when last says the run stops here), and otherwise keeps the state for a SIGTERM.
+func (s *session) epochDone(ctx context.Context, t *train.Trainer, p contract.Progress, last bool) error {
 	if s.status != nil {
 		s.status.Report(p)
 	}
@@ -209,7 +212,7 @@ func (s *session) epochDone(ctx context.Context, t *train.Trainer, p contract.Pr
 	if err := t.SaveState(&buf); err != nil {
 		return err
 	}
-	if p.Epoch%max(s.cfg.CheckpointEvery, 1) != 0 && p.Epoch != p.Epochs {
+	if p.Epoch%max(s.cfg.CheckpointEvery, 1) != 0 && p.Epoch != p.Epochs && !last {
 		s.pending, s.pendingEpoch, s.pendingP = buf.Bytes(), p.Epoch, p
 		return nil
 	}

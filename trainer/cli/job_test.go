@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -206,5 +208,43 @@ func TestCheckpointRetention(t *testing.T) {
 	}
 	if len(entries) < 2 || len(entries) > 3 || entries[0].Epoch != 4 || entries[1].Epoch != 3 {
 		t.Errorf("kept %+v, want epochs 4 and 3 (and the best, if older)", entries)
+	}
+}
+
+func TestEpochVerdict(t *testing.T) {
+	inf := math.Inf(1)
+	cases := map[string]struct {
+		target, loss, acc float64
+		diverged, reached bool
+	}{
+		"training":       {0, 0.5, 0.8, false, false},
+		"NaN loss":       {0, inf - inf, 0.8, true, false},
+		"infinite loss":  {0.5, inf, 0.9, true, false},
+		"target reached": {0.85, 0.3, 0.85, false, true},
+		"target not yet": {0.9, 0.3, 0.89, false, false},
+		"no target set":  {0, 0.1, 1, false, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d, r := epochVerdict(Config{TargetAccuracy: tc.target}, contract.Progress{Loss: tc.loss, TestAccuracy: tc.acc})
+			if d != tc.diverged || r != tc.reached {
+				t.Errorf("epochVerdict = %v, %v; want %v, %v", d, r, tc.diverged, tc.reached)
+			}
+		})
+	}
+}
+
+// Reaching the target accuracy ends the run successfully, with its checkpoint and the reason.
+func TestTargetAccuracyStopsEarly(t *testing.T) {
+	dataset := cifarDir(t, 1000, 200)
+	r := trainRun(t, dataset, "", "--epochs=20", "--target-test-accuracy=0.5", "--checkpoint-uri=file://"+t.TempDir())
+	if r.code != contract.ExitSucceeded || r.result.StopReason != contract.StopTargetReached {
+		t.Fatalf("exit %d, result %+v; want success with %s\n%s", r.code, r.result, contract.StopTargetReached, r.stderr)
+	}
+	if r.result.Last == nil || r.result.Last.Epoch >= 20 || r.result.Last.TestAccuracy < 0.5 {
+		t.Errorf("last epoch %+v: want an early stop at test accuracy >= 0.5", r.result.Last)
+	}
+	if !strings.Contains(r.result.Checkpoint, fmt.Sprintf("ckpt-%06d-", r.result.Last.Epoch)) {
+		t.Errorf("checkpoint %q is not the stopping epoch's", r.result.Checkpoint)
 	}
 }

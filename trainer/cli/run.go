@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -40,8 +41,9 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		termLog = p
 	}
 	var sess *session
+	var stopReason string
 	finish := func(code int, msg string, last *contract.Progress) int {
-		res := contract.Result{Outcome: contract.ExitReason(int32(code)), Message: msg, Last: last}
+		res := contract.Result{Outcome: contract.ExitReason(int32(code)), Message: msg, Last: last, StopReason: stopReason}
 		if sess != nil {
 			res.Checkpoint = sess.lastURI
 		}
@@ -116,13 +118,37 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		fmt.Fprintf(stderr, "trainer: resuming after epoch %d from %s\n", t.Epoch(), resumed)
 	}
 	var saveErr error
-	last, err := t.Run(ctx, train.ReporterFunc(func(p contract.Progress) {
+	var diverged bool
+	// runCtx also ends the run early: on divergence, or once the target accuracy is reached.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	last, err := t.Run(runCtx, train.ReporterFunc(func(p contract.Progress) {
 		printProgress(stdout, cfg.LogFormat, p)
-		if err := sess.epochDone(ctx, t, p); err != nil {
+		var reached bool
+		if diverged, reached = epochVerdict(cfg, p); diverged {
+			stopRun() // and no checkpoint of a diverged model
+			return
+		}
+		if err := sess.epochDone(ctx, t, p, reached); err != nil {
 			saveErr = err
 			sess.warn("checkpoint after epoch %d: %v", p.Epoch, err)
 		}
+		if reached {
+			stopReason = contract.StopTargetReached
+			stopRun()
+		}
 	}))
+	switch {
+	case diverged:
+		return finish(contract.ExitDiverged, fmt.Sprintf("the loss is %v after epoch %d: training diverged; lower --%s (now %g)",
+			last.Loss, last.Epoch, contract.FlagLearningRate, cfg.LearningRate), last)
+	case stopReason != "" && ctx.Err() == nil:
+		err = nil // stopped on purpose: success
+		if saveErr != nil {
+			return finish(contract.ExitRetriable, fmt.Sprintf("the final checkpoint could not be written: %v", saveErr), last)
+		}
+		fmt.Fprintf(stdout, "target test accuracy %g reached after epoch %d of %d\n", cfg.TargetAccuracy, last.Epoch, last.Epochs)
+	}
 	if err == nil && saveErr != nil && last != nil && last.Epoch == last.Epochs {
 		// The final model must not be lost: another attempt resumes from the last good checkpoint.
 		return finish(contract.ExitRetriable, fmt.Sprintf("the final checkpoint could not be written: %v", saveErr), last)
@@ -139,6 +165,15 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 			last.Epochs, last.Loss, last.TrainAccuracy, last.TestAccuracy, last.ImagesPerSecond, last.ElapsedSeconds, t.WeightsHash())
 	}
 	return finish(contract.ExitSucceeded, "", last)
+}
+
+// epochVerdict says whether training diverged (a NaN or infinite loss: retrying cannot help) or
+// reached its target test accuracy after an epoch.
+func epochVerdict(cfg Config, p contract.Progress) (diverged, reached bool) {
+	if math.IsNaN(p.Loss) || math.IsInf(p.Loss, 0) {
+		return true, false
+	}
+	return false, cfg.TargetAccuracy > 0 && p.TestAccuracy >= cfg.TargetAccuracy
 }
 
 func printProgress(w io.Writer, format string, p contract.Progress) {
