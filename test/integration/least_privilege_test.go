@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -69,6 +70,19 @@ var _ = Describe("The trainer's credentials", func() {
 
 		Eventually(func() error { return report(ctx, trainer, "own-w0") }).WithTimeout(timeout).
 			Should(MatchError(ContainSubstring("may only write the status of its own TrainingJob")))
+
+		// A job of the same name in another namespace is out of reach too.
+		elsewhere := newNamespace(ctx)
+		createJob(ctx, newJob("own", elsewhere))
+		_, err := progress.NewStatusReporter(ctx, trainer, elsewhere, "own")
+		Expect(apierrors.IsForbidden(errors.Unwrap(err))).To(BeTrue(), "reading another namespace's job: got %v", err)
+		forbiddenApply := unstructuredFrom(map[string]any{"apiVersion": kubetrainv1alpha1.GroupVersion.String(), "kind": "TrainingJob",
+			"metadata": map[string]any{"name": "own", "namespace": elsewhere},
+			"status":   map[string]any{"progress": map[string]any{"epoch": 9, "epochs": 9}}})
+		tc, err := client.New(trainer, client.Options{Scheme: manager.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		err = tc.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(forbiddenApply), client.FieldOwner("x"), client.ForceOwnership)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "writing another namespace's job: got %v", err)
 
 		c, err := client.New(trainer, client.Options{Scheme: manager.Scheme()})
 		Expect(err).NotTo(HaveOccurred())
