@@ -28,16 +28,26 @@ import (
 	"github.com/kubetrain/kubetrain/internal/contract"
 )
 
-// beforeWrite, when set (by tests), runs before each object write and fails it with its error: a
-// crash at that instant.
-var beforeWrite func(key string) error
+// TestHooks let crash tests act at chosen instants of a commit: BeforeWrite runs before each
+// object write (an error fails it), AfterWrite after each one succeeded. Nil hooks do nothing;
+// nothing but tests sets them.
+var TestHooks struct {
+	BeforeWrite func(key string) error
+	AfterWrite  func(key string)
+}
 
 func writeAll(ctx context.Context, b *blob.Bucket, key string, data []byte) error {
 	var opts *gcblob.WriterOptions
-	if beforeWrite != nil {
-		opts = &gcblob.WriterOptions{BeforeWrite: func(func(any) bool) error { return beforeWrite(key) }}
+	if h := TestHooks.BeforeWrite; h != nil {
+		opts = &gcblob.WriterOptions{BeforeWrite: func(func(any) bool) error { return h(key) }}
 	}
-	return b.WriteAll(ctx, key, data, opts)
+	if err := b.WriteAll(ctx, key, data, opts); err != nil {
+		return err
+	}
+	if h := TestHooks.AfterWrite; h != nil {
+		h(key)
+	}
+	return nil
 }
 
 // Object is a named data object of a checkpoint.

@@ -115,7 +115,7 @@ func TestCrashAtAnyInstantOfACommit(t *testing.T) {
 			b := open(t, "file://"+t.TempDir())
 			good := commit(t, b, 1, 0.5)
 			n := 0
-			beforeWrite = func(key string) error {
+			TestHooks.BeforeWrite = func(key string) error {
 				n++
 				if n > crashAt {
 					return errors.New("crash")
@@ -124,7 +124,7 @@ func TestCrashAtAnyInstantOfACommit(t *testing.T) {
 			}
 			_, err := Commit(context.Background(), b, prefix, contract.Manifest{Epoch: 2},
 				[]Object{{"weights.bin", []byte("new weights")}, {"optimizer.bin", []byte("new moments")}})
-			beforeWrite = nil
+			TestHooks.BeforeWrite = nil
 			if crashAt < writes && err == nil {
 				t.Fatal("the commit did not fail")
 			}

@@ -48,6 +48,8 @@ type session struct {
 	pendingEpoch int
 	pendingP     contract.Progress
 	lastURI      string
+	// resumed is the manifest of the checkpoint the run resumed from.
+	resumed *contract.Manifest
 
 	status *progress.StatusReporter // nil outside a cluster
 }
@@ -144,10 +146,22 @@ func (s *session) resume(ctx context.Context, t *train.Trainer) (string, error) 
 			if err := t.LoadState(bytes.NewReader(o.Data)); err != nil {
 				return "", &dataError{fmt.Sprintf("checkpoint %s: %v", key, err)}
 			}
-			return s.uriOf(key), nil
+			s.resumed, s.lastURI = m, s.uriOf(key)
+			return s.lastURI, nil
 		}
 	}
 	return "", &dataError{fmt.Sprintf("checkpoint %s has no %s", key, stateObject)}
+}
+
+// resumedProgress is the progress a run resumed after its last epoch reports: the metrics its
+// checkpoint recorded (a worker killed after its final checkpoint has nothing left to train).
+func (s *session) resumedProgress(epochs int) *contract.Progress {
+	if s.resumed == nil {
+		return nil
+	}
+	m := s.resumed
+	return &contract.Progress{Epoch: m.Epoch, Epochs: epochs, Loss: m.Loss, TrainAccuracy: m.TrainAccuracy,
+		TestAccuracy: m.TestAccuracy, Time: m.Created}
 }
 
 // readForeign reads a checkpoint outside this job's location (a warm start from another run).
@@ -243,10 +257,13 @@ func (s *session) stopped() {
 func (s *session) commit(ctx context.Context, state []byte, p contract.Progress) error {
 	m := contract.Manifest{Job: s.job, Epoch: p.Epoch, ConfigHash: s.configHash, Created: p.Time,
 		Loss: p.Loss, TrainAccuracy: p.TrainAccuracy, TestAccuracy: p.TestAccuracy}
+	start := time.Now()
 	key, err := checkpoint.Commit(ctx, s.bucket, s.jobPrefix, m, []checkpoint.Object{{Name: stateObject, Data: state}})
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(s.stderr, "trainer: checkpoint of epoch %d committed in %.0f ms (%.1f MiB): %s\n",
+		p.Epoch, float64(time.Since(start).Microseconds())/1000, float64(len(state))/(1<<20), s.uriOf(key))
 	s.pending = nil
 	s.lastURI = s.uriOf(key)
 	if s.status != nil {

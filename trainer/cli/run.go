@@ -138,6 +138,9 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 			stopRun()
 		}
 	}))
+	if err == nil && last == nil {
+		last = sess.resumedProgress(cfg.Epochs) // resumed after the last epoch: nothing left to train
+	}
 	switch {
 	case diverged:
 		return finish(contract.ExitDiverged, fmt.Sprintf("the loss is %v after epoch %d: training diverged; lower --%s (now %g)",

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 				break
 			}
 		}
+		injectCrash(os.Getenv(envCrashAt))
 		os.Exit(Run(args, os.Environ(), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
