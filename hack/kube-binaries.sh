@@ -14,7 +14,6 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
-VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 CACHE=${KUBETRAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubetrain}
 staging_version=v0${K8S_VERSION#v1}   # v1.37.2 -> v0.37.2
 
@@ -83,13 +82,18 @@ build_component() {
     build "$CACHE/kubernetes-$K8S_VERSION/src" "$k8s_bin/$c" "k8s.io/kubernetes/cmd/$c" "$ldflags"
     ;;
   versitygw)
-    # An S3 server with a POSIX backend, for tests and the local cluster; its module has no replace
-    # directives, so it builds with go install.
-    local out=$CACHE/versitygw-$VERSITYGW_VERSION/bin/versitygw
+    # An S3 server with a POSIX backend, for tests and the local cluster, pinned with its
+    # dependencies in hack/tools (go.mod and go.sum); the cache is keyed by those pins.
+    local tools version pins out
+    tools=$(cd "$(dirname "$0")/tools" && pwd)
+    version=$(awk '$1 == "github.com/versity/versitygw" { print $2 }' "$tools/go.mod")
+    pins=$(sha256sum "$tools/go.mod" "$tools/go.sum" | sha256sum | cut -c1-12)
+    out=$CACHE/versitygw-$version-$pins/bin/versitygw
     if [[ ! -x $out ]]; then
-      log "building versitygw $VERSITYGW_VERSION"
-      GOBIN=$(dirname "$out") CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-        "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+      log "building versitygw $version"
+      mkdir -p "$(dirname "$out")"
+      (cd "$tools" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/versity/versitygw/cmd/versitygw)
+      mv "$out.tmp" "$out"
     fi
     echo "$out"
     ;;
