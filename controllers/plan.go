@@ -273,9 +273,8 @@ func (p *planner) fail(reason, message string) {
 	p.keepFinished()
 }
 
-// keepFinished keeps a finished job finished: whatever pods still run are stopped, none is created,
-// and the job is deleted when its TTL passes.
-func (p *planner) keepFinished() {
+// stopActivePods stops every pod of the job that still runs and is not already stopping.
+func (p *planner) stopActivePods() {
 	for _, pod := range p.current {
 		if !podFinished(pod) && pod.DeletionTimestamp == nil {
 			p.out.deletePods = append(p.out.deletePods, pod)
@@ -286,6 +285,12 @@ func (p *planner) keepFinished() {
 			p.out.deletePods = append(p.out.deletePods, pod)
 		}
 	}
+}
+
+// keepFinished keeps a finished job finished: whatever pods still run are stopped, none is created,
+// and the job is deleted when its TTL passes.
+func (p *planner) keepFinished() {
+	p.stopActivePods()
 	p.out.requeueAfter = 0
 	tj := p.tj.DeepCopy()
 	tj.Status = p.out.status

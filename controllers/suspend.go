@@ -13,16 +13,7 @@ import (
 // disruption.
 func (p *planner) suspend() {
 	st := &p.out.status
-	for _, pod := range p.current {
-		if !podFinished(pod) && pod.DeletionTimestamp == nil {
-			p.out.deletePods = append(p.out.deletePods, pod)
-		}
-	}
-	for _, pod := range p.activeOld {
-		if pod.DeletionTimestamp == nil {
-			p.out.deletePods = append(p.out.deletePods, pod)
-		}
-	}
+	p.stopActivePods()
 	if st.AttemptStartTime != nil {
 		st.Attempt++
 		st.AttemptStartTime = nil
