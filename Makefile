@@ -60,6 +60,20 @@ test: $(CONTROLLER_GEN) envtest s3server deps ## Run every test suite (unit, tra
 scale-bench: envtest ## Create N TrainingJobs against envtest and report time, API writes per job and memory (N=1000).
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh envtest)" go run ./test/scale $(SCALE_FLAGS)
 
+.PHONY: bench-pytorch
+bench-pytorch: ## Train the reference model with our trainer and PyTorch side by side (about 15 min).
+	hack/install-deps.sh python3-torch dataset-fashion-mnist
+	hack/bench-pytorch/run.sh
+
+.PHONY: bench
+bench: ## Run the trainer's micro-benchmarks (conv, dense, a training step) and the FP32 peak.
+	go test -run '^$$' -bench . ./trainer/gemm ./trainer/nn ./trainer/train ./trainer/optim
+	go run ./hack/peak-flops
+
+.PHONY: test-purego
+test-purego: ## Run the trainer's tests on the portable (non-SIMD) code path.
+	go test -count=1 -tags purego ./trainer/...
+
 ##@ Build
 
 .PHONY: build

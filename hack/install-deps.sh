@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need, when they are missing: the real Fashion-MNIST that
-# the trainer's accuracy test reads from /usr/share/datasets/fashion-mnist.
+# Installs Debian packages when they are missing: by default what the tests need (the real
+# Fashion-MNIST that the trainer's accuracy test reads from /usr/share/datasets/fashion-mnist),
+# else the packages named (e.g. python3-torch for the side-by-side benchmark).
 set -euo pipefail
 
+want=("$@")
+[[ ${#want[@]} -gt 0 ]] || want=(dataset-fashion-mnist)
 need=()
-dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)
+for pkg in "${want[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 [[ ${#need[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
