@@ -81,6 +81,10 @@ build: ## Build the manager and the trainer into bin/.
 	CGO_ENABLED=0 go build -o $(LOCALBIN)/manager ./cmd/manager
 	CGO_ENABLED=0 go build -o $(LOCALBIN)/trainer ./trainer/cmd/trainer
 
+.PHONY: images
+images: ## Build the manager and trainer images as tarballs in bin/images, without Docker.
+	go run ./hack/images -out $(LOCALBIN)/images
+
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of the current kubeconfig.
 	go run ./cmd/manager --leader-elect=false
