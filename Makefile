@@ -106,7 +106,7 @@ s3server: ## Build versitygw, the S3 server the tests start (cached by version).
 	hack/kube-binaries.sh versitygw >/dev/null
 
 .PHONY: deps
-deps: ## Install the Debian packages the tests need (Fashion-MNIST).
+deps: ## Install the Debian packages the tests need (Fashion-MNIST, CA certificates).
 	hack/install-deps.sh
 
 $(CONTROLLER_GEN):

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs Debian packages when they are missing: by default what the tests need (the real
-# Fashion-MNIST that the trainer's accuracy test reads from /usr/share/datasets/fashion-mnist),
+# Fashion-MNIST that the trainer's accuracy test reads from /usr/share/datasets/fashion-mnist, and
+# the CA bundle the images carry),
 # else the packages named (e.g. python3-torch for the side-by-side benchmark).
 set -euo pipefail
 
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(dataset-fashion-mnist)
+[[ ${#want[@]} -gt 0 ]] || want=(dataset-fashion-mnist ca-certificates)
 need=()
 for pkg in "${want[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
