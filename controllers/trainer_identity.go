@@ -59,7 +59,9 @@ func (t *trainerIdentities) ensure(ctx context.Context, c client.Client, namespa
 		return nil
 	}
 	for _, obj := range trainerIdentity(namespace) {
-		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		// Written once and never read back: no read-your-writes cache (and so no informer, and no
+		// need to list these kinds cluster-wide) for them.
+		if err := c.Create(ctx, obj, client.DisableReadYourWritesConsistency); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating the trainer's %T in %s: %w", obj, namespace, err)
 		}
 	}

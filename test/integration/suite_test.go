@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubetrain/kubetrain/internal/manager"
 )
@@ -33,6 +35,9 @@ var (
 	kubeconfig string
 	repoRoot   string
 	mgrRun     *managerRun
+	// managerCfg authenticates the manager as a user with exactly the RBAC config/rbac grants it,
+	// not as an administrator, so a missing permission fails here as it would in a cluster.
+	managerCfg *rest.Config
 )
 
 const leaderElectionNamespace = "kubetrain-system"
@@ -71,6 +76,7 @@ var _ = BeforeSuite(func() {
 		ObjectMeta: metav1.ObjectMeta{Name: leaderElectionNamespace}})).To(Succeed())
 	// The policy that confines each trainer to its own job's status, as config/ deploys it.
 	kubectl("apply", "-f", "config/rbac/trainer_policy.yaml")
+	managerCfg = managerIdentity()
 	mgrRun = startManager()
 })
 
@@ -82,6 +88,35 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
+
+// managerIdentity creates a user bound to the manager's ClusterRole and leader election Role from
+// config/rbac, and returns its client configuration.
+func managerIdentity() *rest.Config {
+	ctx := context.Background()
+	const user = "kubetrain-manager"
+	load := func(file string, obj client.Object) {
+		b, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", file))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(yaml.Unmarshal(b, obj)).To(Succeed())
+	}
+	role := &rbacv1.ClusterRole{}
+	load("role.yaml", role)
+	leader := &rbacv1.Role{}
+	load("leader_election_role.yaml", leader)
+	leader.Namespace = leaderElectionNamespace
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	for _, obj := range []client.Object{role, leader,
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name}, Subjects: subjects,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: leader.Name, Namespace: leaderElectionNamespace}, Subjects: subjects,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: leader.Name}},
+	} {
+		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+	}
+	u, err := testEnv.AddUser(envtest.User{Name: user}, nil)
+	Expect(err).NotTo(HaveOccurred())
+	return u.Config()
+}
 
 // managerRun is a manager started by the suite, as the binary would start it.
 type managerRun struct {
@@ -101,7 +136,7 @@ func startManager() *managerRun {
 	opts.MetricsBindAddress, opts.HealthProbeBindAddress = run.metricsAddr, run.healthAddr
 	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), logf.Log))
 	run.cancel = cancel
-	mgr, err := manager.New(ctx, cfg, opts)
+	mgr, err := manager.New(ctx, managerCfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	go func() {
 		defer GinkgoRecover()
