@@ -42,6 +42,13 @@ var Images = []Image{
 	{Name: "trainer", Package: "./trainer/cmd/trainer", Entrypoint: "/trainer"},
 }
 
+// SandboxImage is the local cluster's pod sandbox ("pause") image, under the name containerd's CRI
+// plugin asks for; no Dockerfile builds it.
+var SandboxImage = Image{Name: "pause", Package: "./hack/pause", Entrypoint: "/pause"}
+
+// SandboxRef is the reference containerd's configuration names.
+const SandboxRef = "registry.k8s.io/pause:3.10"
+
 // User runs every image: distroless's non-root user.
 const User = "65532:65532"
 
@@ -54,6 +61,7 @@ const caBundle = "/etc/ssl/certs/ca-certificates.crt"
 func main() {
 	out := flag.String("out", "bin/images", "directory for the image tarballs")
 	tag := flag.String("tag", "dev", "image tag")
+	sandbox := flag.Bool("sandbox", false, "also build the pod sandbox (pause) image, as "+SandboxRef)
 	flag.Parse()
 	want := map[string]bool{}
 	for _, n := range flag.Args() {
@@ -62,7 +70,11 @@ func main() {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fail(err)
 	}
-	for _, im := range Images {
+	images := Images
+	if *sandbox {
+		images = append(images, SandboxImage)
+	}
+	for _, im := range images {
 		if len(want) > 0 && !want[im.Name] {
 			continue
 		}
@@ -74,8 +86,13 @@ func main() {
 	}
 }
 
-// Ref is an image's reference: kubetrain/NAME:TAG.
-func Ref(im Image, tag string) string { return fmt.Sprintf("%s/%s:%s", Repository, im.Name, tag) }
+// Ref is an image's reference: kubetrain/NAME:TAG (the sandbox image's own).
+func Ref(im Image, tag string) string {
+	if im == SandboxImage {
+		return SandboxRef
+	}
+	return fmt.Sprintf("%s/%s:%s", Repository, im.Name, tag)
+}
 
 // Build compiles an image's binary and writes the image tarball into dir; it returns its path.
 func Build(im Image, tag, dir string) (string, error) {
