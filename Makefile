@@ -90,10 +90,8 @@ run: manifests generate ## Run the manager against the cluster of the current ku
 	go run ./cmd/manager --leader-elect=false
 
 .PHONY: demo
-demo: build ## Train a model: for now the trainer on the built-in synthetic set (the cluster demo comes with the e2e issue).
-	@echo "make demo: the local cluster (etcd, kube-apiserver, kubelet, containerd) and the object store"
-	@echo "come with the end-to-end work; meanwhile this trains the reference CNN with the bundled trainer."
-	$(LOCALBIN)/trainer --dataset=synthetic://cifar10 --epochs=3 --scratch-dir=$${TMPDIR:-/tmp}
+demo: ## A local cluster, the operator and S3 in it, and the sample trained on Fashion-MNIST, with its progress.
+	hack/demo.sh
 
 ##@ Dependencies
 

@@ -296,7 +296,7 @@ up() {
   start containerd nsenter containerd --config "$DIR/containerd/config.toml"
   wait_for "containerd" test -S "$DIR/containerd/containerd.sock"
   # The images, built without Docker; pods use them with imagePullPolicy IfNotPresent.
-  (cd "$HACK/.." && go run ./hack/images -sandbox -out "$DIR/images") >/dev/null
+  (cd "$HACK/.." && go run ./hack/images -sandbox -s3 -out "$DIR/images") >/dev/null
   for tarball in "$DIR"/images/*.tar; do
     ctr --address "$DIR/containerd/containerd.sock" -n k8s.io images import "$tarball" >/dev/null
   done
@@ -349,9 +349,17 @@ status() {
   kubectl_ get nodes 2>/dev/null || true
 }
 
+# env prints the cluster's coordinates for scripts: eval "$(hack/local-cluster.sh env)".
+env_() {
+  echo "export KUBECONFIG=$DIR/admin.kubeconfig"
+  echo "KUBECTL=$CACHE/envtest-$K8S_VERSION-etcd-${ETCD_VERSION:-v3.6.16}/kubectl"
+  echo "NODE_IP=$NODE_IP"
+}
+
 case $cmd in
+env) env_ ;;
 up) up ;;
 down) down ;;
 status) status ;;
-*) echo "usage: $0 up|down|status [NAME]" >&2; exit 2 ;;
+*) echo "usage: $0 up|down|status|env [NAME]" >&2; exit 2 ;;
 esac

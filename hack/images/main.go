@@ -34,6 +34,9 @@ type Image struct {
 	Package string
 	// Entrypoint is the binary's path in the image.
 	Entrypoint string
+	// Module is the directory of the Go module that builds Package, relative to the repository;
+	// empty for the repository's own.
+	Module string
 }
 
 // Images are kubetrain's images. A test checks the Dockerfile against them.
@@ -45,6 +48,10 @@ var Images = []Image{
 // SandboxImage is the local cluster's pod sandbox ("pause") image, under the name containerd's CRI
 // plugin asks for; no Dockerfile builds it.
 var SandboxImage = Image{Name: "pause", Package: "./hack/pause", Entrypoint: "/pause"}
+
+// S3Image is the S3 server (versitygw, pinned in hack/tools) that the demo and the e2e suite run in
+// the cluster; no Dockerfile builds it.
+var S3Image = Image{Name: "s3", Package: "github.com/versity/versitygw/cmd/versitygw", Entrypoint: "/versitygw", Module: "hack/tools"}
 
 // SandboxRef is the reference containerd's configuration names.
 const SandboxRef = "registry.k8s.io/pause:3.10"
@@ -62,6 +69,7 @@ func main() {
 	out := flag.String("out", "bin/images", "directory for the image tarballs")
 	tag := flag.String("tag", "dev", "image tag")
 	sandbox := flag.Bool("sandbox", false, "also build the pod sandbox (pause) image, as "+SandboxRef)
+	s3 := flag.Bool("s3", false, "also build the S3 server's image (versitygw)")
 	flag.Parse()
 	want := map[string]bool{}
 	for _, n := range flag.Args() {
@@ -73,6 +81,9 @@ func main() {
 	images := Images
 	if *sandbox {
 		images = append(images, SandboxImage)
+	}
+	if *s3 {
+		images = append(images, S3Image)
 	}
 	for _, im := range images {
 		if len(want) > 0 && !want[im.Name] {
@@ -96,8 +107,12 @@ func Ref(im Image, tag string) string {
 
 // Build compiles an image's binary and writes the image tarball into dir; it returns its path.
 func Build(im Image, tag, dir string) (string, error) {
-	bin := filepath.Join(dir, im.Name+".bin")
+	bin, err := filepath.Abs(filepath.Join(dir, im.Name+".bin"))
+	if err != nil {
+		return "", err
+	}
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, im.Package)
+	cmd.Dir = im.Module
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

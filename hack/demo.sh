@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# make demo: a local cluster, the operator and an S3 server deployed into it, Fashion-MNIST in a
+# bucket, and the sample TrainingJob trained to the end, its progress read from its status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME=${DEMO_CLUSTER:-kubetrain}
+start=$SECONDS
+say() { printf '\n== %s\n' "$*"; }
+
+say "Debian packages (Fashion-MNIST)"
+hack/install-deps.sh dataset-fashion-mnist ca-certificates
+say "local cluster $NAME (first run builds Kubernetes from the Go module proxy: many minutes)"
+hack/local-cluster.sh up "$NAME"
+eval "$(hack/local-cluster.sh env "$NAME")"
+k() { "$KUBECTL" "$@"; }
+
+say "operator and S3 server"
+k apply -k config/default >/dev/null
+k apply -k config/s3 >/dev/null
+k -n kubetrain-system rollout status deploy/kubetrain-controller-manager --timeout=180s
+k -n kubetrain-system rollout status deploy/s3 --timeout=180s
+
+say "Fashion-MNIST into s3://datasets/fashion-mnist"
+export AWS_ACCESS_KEY_ID=kubetrain-demo AWS_SECRET_ACCESS_KEY=kubetrain-demo-secret
+go run ./hack/s3put -endpoint "http://$NODE_IP:30070" -bucket datasets -prefix fashion-mnist -create checkpoints \
+  /usr/share/datasets/fashion-mnist/*-ubyte.gz
+k create secret generic kubetrain-s3 --from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
+  --from-literal=AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" --dry-run=client -o yaml | k apply -f - >/dev/null
+
+say "the sample TrainingJob (config/samples/)"
+# Until the cluster runs CoreDNS, the workers reach the S3 server by its Service's ClusterIP.
+s3ip=$(k -n kubetrain-system get svc s3 -o jsonpath='{.spec.clusterIP}')
+k delete trainingjob fashion-mnist --ignore-not-found >/dev/null
+sed "s/s3\.kubetrain-system\.svc/$s3ip/g" config/samples/kubetrain_v1alpha1_trainingjob.yaml | k apply -f -
+
+say "progress (from the TrainingJob's status)"
+last=""
+phase=""
+for _ in $(seq 1 450); do
+  line=$(k get trainingjob fashion-mnist -o jsonpath='{.status.phase} {.status.progress.epoch}/{.status.progress.epochs} {.status.progress.loss} {.status.progress.testAccuracy} {.status.progress.imagesPerSecond}')
+  read -r phase epoch loss acc ips <<<"$line" || true
+  if [[ -n $phase && $line != "$last" ]]; then
+    if [[ -n ${loss:-} ]]; then
+      printf '%-10s epoch %-6s loss %.4f  test accuracy %.4f  %6.0f images/s\n' "$phase" "$epoch" "$loss" "$acc" "$ips"
+    else
+      printf '%-10s %s\n' "$phase" "$(k get trainingjob fashion-mnist -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
+    fi
+    last=$line
+  fi
+  [[ $phase == Succeeded || $phase == Failed ]] && break
+  sleep 2
+done
+
+say "result"
+k get trainingjob fashion-mnist
+echo "model:             $(k get trainingjob fashion-mnist -o jsonpath='{.status.modelURI}')"
+echo "latest checkpoint: $(k get trainingjob fashion-mnist -o jsonpath='{.status.latestCheckpoint.uri}')"
+cat <<MSG
+
+Look around:
+  eval "\$(hack/local-cluster.sh env $NAME)"
+  \$KUBECTL get trainingjob fashion-mnist -o yaml        # status: conditions, history, checkpoints
+  \$KUBECTL get events --field-selector involvedObject.name=fashion-mnist
+  \$KUBECTL logs fashion-mnist-w0-a0                      # the trainer's JSON lines
+Tear down: hack/local-cluster.sh down $NAME
+Demo wall time: $((SECONDS - start)) s
+MSG
+[[ $phase == Succeeded ]] || { echo "demo: the job did not succeed (phase $phase)" >&2; exit 1; }
