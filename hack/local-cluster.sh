@@ -65,8 +65,25 @@ stop_containers() {
   done
 }
 
+# drain_pods lets the kubelet stop every pod while the cluster still runs: it tears down their
+# sandboxes, and with them the network namespaces containerd made for them (cni-*), which nothing
+# else would remove. The controllers go first, so nothing recreates the pods.
+drain_pods() {
+  local f
+  [[ -f $DIR/run/kubelet.pid ]] && kill -0 "$(cat "$DIR/run/kubelet.pid")" 2>/dev/null || return 0
+  for f in kube-controller-manager kube-scheduler; do
+    [[ -f $DIR/run/$f.pid ]] && kill "$(cat "$DIR/run/$f.pid")" 2>/dev/null || true
+  done
+  kubectl_ delete pods --all -A --grace-period=1 --wait=false >/dev/null 2>&1 || return 0
+  for _ in $(seq 1 30); do
+    [[ -z $(kubectl_ get pods -A --no-headers 2>/dev/null) ]] && return 0
+    sleep 1
+  done
+}
+
 stop_all() {
   local f pid
+  drain_pods
   stop_containers
   for f in "$DIR"/run/*.pid; do
     [[ -f $f ]] || continue
