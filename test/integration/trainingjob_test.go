@@ -110,11 +110,14 @@ var _ = Describe("TrainingJob lifecycle", func() {
 		Expect(k8sClient.Delete(ctx, pod)).To(Succeed())
 
 		waitPod(ctx, tj, 1)
-		Consistently(func(g Gomega) {
+		restartedOnce := func(g Gomega) {
 			got := getJob(ctx, g, tj)
 			g.Expect(got.Status.Restarts).To(Equal(int32(1)))
 			g.Expect(got.Status.Disruptions).To(Equal(int32(1)))
-		}).WithTimeout(consistently).Should(Succeed())
+		}
+		// The new pod is created just before the status write that counts the restart.
+		Eventually(restartedOnce).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		Consistently(restartedOnce).WithTimeout(consistently).Should(Succeed())
 	})
 
 	It("suspends and resumes", func(ctx context.Context) {
