@@ -58,17 +58,22 @@ var _ = Describe("Manager", func() {
 	})
 })
 
+// kstatusOf is what kstatus (sigs.k8s.io/cli-utils), which Flux reads, says of a copy of a job.
+func kstatusOf(g Gomega, got *kubetrainv1alpha1.TrainingJob) status.Status {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(kubetrainv1alpha1.GroupVersion.WithKind("TrainingJob"))
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	g.Expect(err).NotTo(HaveOccurred())
+	u.Object = obj
+	res, err := status.Compute(u)
+	g.Expect(err).NotTo(HaveOccurred())
+	return res.Status
+}
+
 var _ = Describe("Health for GitOps tools (kstatus)", func() {
+	// kstatus computes what kstatus says of the job as it is now.
 	kstatus := func(ctx context.Context, g Gomega, tj *kubetrainv1alpha1.TrainingJob) status.Status {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(kubetrainv1alpha1.GroupVersion.WithKind("TrainingJob"))
-		got := getJob(ctx, g, tj)
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
-		g.Expect(err).NotTo(HaveOccurred())
-		u.Object = obj
-		res, err := status.Compute(u)
-		g.Expect(err).NotTo(HaveOccurred())
-		return res.Status
+		return kstatusOf(g, getJob(ctx, g, tj))
 	}
 
 	It("is Current while training runs, InProgress during a backoff, and Failed on a terminal failure", func(ctx context.Context) {
@@ -83,8 +88,9 @@ var _ = Describe("Health for GitOps tools (kstatus)", func() {
 
 		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Exited(1, "") })
 		Eventually(func(g Gomega) {
-			g.Expect(getJob(ctx, g, tj).Status.Phase).To(Equal(kubetrainv1alpha1.PhaseRestarting))
-			g.Expect(kstatus(ctx, g, tj)).To(Equal(status.InProgressStatus))
+			got := getJob(ctx, g, tj)
+			g.Expect(got.Status.Phase).To(Equal(kubetrainv1alpha1.PhaseRestarting))
+			g.Expect(kstatusOf(g, got)).To(Equal(status.InProgressStatus))
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 
 		pod1 := waitPod(ctx, tj, 1)

@@ -128,8 +128,9 @@ type managerRun struct {
 func startManager() *managerRun {
 	opts := manager.DefaultOptions()
 	opts.Controller.TrainerImage = "kubetrain/trainer:test"
-	opts.Controller.BackoffBase = time.Second
-	opts.Controller.BackoffMax = 2 * time.Second
+	// Long enough that a spec polling every 100 ms sees a backoff even on a loaded machine.
+	opts.Controller.BackoffBase = 5 * time.Second
+	opts.Controller.BackoffMax = 10 * time.Second
 	opts.LeaderElectionNamespace = leaderElectionNamespace
 	opts.SkipControllerNameValidation = true
 	run := &managerRun{done: make(chan error, 1), metricsAddr: freeAddr(), healthAddr: freeAddr()}
