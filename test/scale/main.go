@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +68,7 @@ func main() {
 	}
 
 	cpu := cpuModel()
-	fmt.Printf("scale benchmark: %d TrainingJobs per mode, %d CPUs (%s)\n", *n, numCPU(), cpu)
+	fmt.Printf("scale benchmark: %d TrainingJobs per mode, %d CPUs (%s)\n", *n, runtime.NumCPU(), cpu)
 	var results []result
 	for _, mode := range strings.Split(*modeList, ",") {
 		args, ok := modes[mode]
@@ -412,10 +413,6 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
-}
 
 func sortedKeys(m map[string][]string) []string {
 	var keys []string
