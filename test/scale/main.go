@@ -413,7 +413,6 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-
 func sortedKeys(m map[string][]string) []string {
 	var keys []string
 	for k := range m {
