@@ -146,6 +146,9 @@ func trainerArgs(tj *kubetrainv1alpha1.TrainingJob) []string {
 		arg(contract.FlagLogFormat, contract.LogFormatJSON),
 		arg(contract.FlagScratchDir, contract.ScratchDir),
 	}
+	if threads := trainerThreads(spec.Resources.CPU); threads > 0 {
+		args = append(args, arg(contract.FlagThreads, strconv.Itoa(threads)))
+	}
 	if ck := spec.Checkpoint; ck != nil {
 		args = append(args,
 			arg(contract.FlagCheckpointURI, ck.URI),
@@ -160,6 +163,16 @@ func trainerArgs(tj *kubetrainv1alpha1.TrainingJob) []string {
 		args = append(args, arg(contract.FlagResumeFrom, from))
 	}
 	return args
+}
+
+// trainerThreads is the number of compute threads for a worker that requests cpu: the request
+// rounded up. Without it the trainer would start a thread per CPU of the node and crowd out its
+// neighbours, since the worker has no CPU limit. Zero (no request) leaves the choice to the trainer.
+func trainerThreads(cpu *resource.Quantity) int {
+	if cpu == nil || cpu.Sign() <= 0 {
+		return 0
+	}
+	return int(max(1, (cpu.MilliValue()+999)/1000))
 }
 
 // resumeFrom is the checkpoint a new attempt starts from: the latest one the trainer recorded in

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 
@@ -126,6 +125,7 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	tj.Spec.Hyperparameters.Optimizer = "sgd"
 	tj.Spec.Checkpoint.EveryEpochs = 2
 	tj.Spec.Checkpoint.Keep = 5
+	tj.Spec.Resources.CPU = ptr.To(resource.MustParse("1500m"))
 	tj.Status.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: "s3://ckpt/runs/ns/fmnist/uid/epoch-2/manifest.json"}
 
 	c := constructWorkerPod(tj, 0, testCfg).Spec.Containers[0]
@@ -141,7 +141,7 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	}
 	want := cli.Config{
 		Model: "reference-cnn", Dataset: "file:///data/fashion-mnist", DatasetFormat: "idx", Epochs: 3, BatchSize: 64,
-		LearningRate: 0.0005, Optimizer: "sgd", Seed: 42, Threads: runtime.GOMAXPROCS(0), LogFormat: "json", ScratchDir: "/scratch",
+		LearningRate: 0.0005, Optimizer: "sgd", Seed: 42, Threads: 2, LogFormat: "json", ScratchDir: "/scratch",
 		CheckpointURI: "s3://ckpt/runs", CheckpointKeep: 5, CheckpointEvery: 2,
 		ResumeFrom: "s3://ckpt/runs/ns/fmnist/uid/epoch-2/manifest.json",
 	}
@@ -151,6 +151,31 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	for _, name := range []string{contract.EnvJobNamespace, contract.EnvJobName, contract.EnvJobUID, contract.EnvAttempt, contract.EnvRank} {
 		if env[name] == "" {
 			t.Errorf("job identity variable %s is not set", name)
+		}
+	}
+}
+
+// A worker computes with as many threads as the CPUs it requests, rounded up, so that it does not
+// crowd out its neighbours on the node.
+func TestTrainerThreadsFollowTheCPURequest(t *testing.T) {
+	for _, tc := range []struct {
+		cpu  string
+		want string
+	}{
+		{"", ""}, {"100m", "1"}, {"1", "1"}, {"1001m", "2"}, {"4", "4"},
+	} {
+		tj := testutil.MakeTrainingJob("fmnist", "ns").Obj()
+		if tc.cpu != "" {
+			tj.Spec.Resources.CPU = ptr.To(resource.MustParse(tc.cpu))
+		}
+		got := ""
+		for _, a := range constructWorkerPod(tj, 0, testCfg).Spec.Containers[0].Args {
+			if v, ok := strings.CutPrefix(a, "--"+contract.FlagThreads+"="); ok {
+				got = v
+			}
+		}
+		if got != tc.want {
+			t.Errorf("cpu %q: --%s=%q, want %q", tc.cpu, contract.FlagThreads, got, tc.want)
 		}
 	}
 }

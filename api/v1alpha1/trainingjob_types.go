@@ -190,7 +190,8 @@ type WorkerResources struct {
 	// +optional
 	GPUResourceName string `json:"gpuResourceName,omitempty"`
 
-	// CPU request of each worker.
+	// CPU request of each worker. The bundled trainer computes with this many threads, rounded up;
+	// without a request it uses every CPU of the node.
 	// +optional
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 
