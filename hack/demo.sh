@@ -9,29 +9,26 @@ say() { printf '\n== %s\n' "$*"; }
 
 say "Debian packages (Fashion-MNIST)"
 hack/install-deps.sh dataset-fashion-mnist ca-certificates
-say "local cluster $NAME (first run builds Kubernetes from the Go module proxy: many minutes)"
-hack/local-cluster.sh up "$NAME"
-eval "$(hack/local-cluster.sh env "$NAME")"
+if [[ -z ${DEMO_CLUSTER_READY:-} ]]; then
+  say "local cluster $NAME (first run builds Kubernetes from the Go module proxy: many minutes)"
+  hack/local-cluster.sh up "$NAME"
+  eval "$(hack/local-cluster.sh env "$NAME")"
+else
+  # hack/kind.sh: a cluster of $KUBECONFIG with the images loaded.
+  KUBECTL=${KUBECTL:-kubectl}
+fi
 k() { "$KUBECTL" "$@"; }
 
-say "operator and S3 server"
-k apply -k config/default >/dev/null
-k apply -k config/s3 >/dev/null
-k -n kubetrain-system rollout status deploy/kubetrain-controller-manager --timeout=180s
-k -n kubetrain-system rollout status deploy/s3 --timeout=180s
+say "operator and S3 server; Fashion-MNIST into s3://datasets/fashion-mnist"
+KUBECTL=$KUBECTL hack/deploy.sh
+secret() { k -n kubetrain-system get secret kubetrain-s3 -o jsonpath="{.data.$1}" | base64 -d; }
+k create secret generic kubetrain-s3 --from-literal=AWS_ACCESS_KEY_ID="$(secret AWS_ACCESS_KEY_ID)" \
+  --from-literal=AWS_SECRET_ACCESS_KEY="$(secret AWS_SECRET_ACCESS_KEY)" --dry-run=client -o yaml | k apply -f - >/dev/null
 
-say "Fashion-MNIST into s3://datasets/fashion-mnist"
-export AWS_ACCESS_KEY_ID=kubetrain-demo AWS_SECRET_ACCESS_KEY=kubetrain-demo-secret
-go run ./hack/s3put -endpoint "http://$NODE_IP:30070" -bucket datasets -prefix fashion-mnist -create checkpoints \
-  /usr/share/datasets/fashion-mnist/*-ubyte.gz
-k create secret generic kubetrain-s3 --from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
-  --from-literal=AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" --dry-run=client -o yaml | k apply -f - >/dev/null
-
-say "the sample TrainingJob (config/samples/)"
-# Until the cluster runs CoreDNS, the workers reach the S3 server by its Service's ClusterIP.
-s3ip=$(k -n kubetrain-system get svc s3 -o jsonpath='{.spec.clusterIP}')
+say "the sample TrainingJob (config/samples/), under the restricted Pod Security Standard"
+k label namespace default pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
 k delete trainingjob fashion-mnist --ignore-not-found >/dev/null
-sed "s/s3\.kubetrain-system\.svc/$s3ip/g" config/samples/kubetrain_v1alpha1_trainingjob.yaml | k apply -f -
+k apply -f config/samples/
 
 say "progress (from the TrainingJob's status)"
 last=""
@@ -55,14 +52,17 @@ say "result"
 k get trainingjob fashion-mnist
 echo "model:             $(k get trainingjob fashion-mnist -o jsonpath='{.status.modelURI}')"
 echo "latest checkpoint: $(k get trainingjob fashion-mnist -o jsonpath='{.status.latestCheckpoint.uri}')"
+look="eval \"\$(hack/local-cluster.sh env $NAME)\""
+down="hack/local-cluster.sh down $NAME"
+if [[ -n ${DEMO_CLUSTER_READY:-} ]]; then look="KUBECTL=kubectl"; down="kind delete cluster --name ${KIND_CLUSTER:-kubetrain}"; fi
 cat <<MSG
 
 Look around:
-  eval "\$(hack/local-cluster.sh env $NAME)"
+  $look
   \$KUBECTL get trainingjob fashion-mnist -o yaml        # status: conditions, history, checkpoints
   \$KUBECTL get events --field-selector involvedObject.name=fashion-mnist
   \$KUBECTL logs fashion-mnist-w0-a0                      # the trainer's JSON lines
-Tear down: hack/local-cluster.sh down $NAME
+Tear down: $down
 Demo wall time: $((SECONDS - start)) s
 MSG
 [[ $phase == Succeeded ]] || { echo "demo: the job did not succeed (phase $phase)" >&2; exit 1; }

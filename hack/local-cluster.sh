@@ -11,8 +11,8 @@
 # first clear what a killed run left. See ../shared/notes/offline-kubernetes.md for the facts this
 # relies on (cgroup v1 settings, the oomScoreAdj wrapper, nsenter instead of ip netns exec).
 #
-# Work in progress (issue 5): the control plane, containerd and the kubelet; CoreDNS and the images
-# come next.
+# On top of the node: CoreDNS for the cluster zone only (hack/local-cluster/coredns.yaml), the images
+# of hack/images loaded into containerd, and GPUS fake nvidia.com/gpu on the node.
 set -euo pipefail
 
 cmd=${1:-status}
@@ -24,9 +24,24 @@ CACHE=${KUBETRAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubetrain}
 DIR=${KUBETRAIN_CLUSTER_DIR:-/var/lib/kubetrain-clusters}/$NAME
 HACK=$(cd "$(dirname "$0")" && pwd)
 
-# Per-cluster addresses: a /24 out of 10.250.0.0/16 chosen from the name, pod and service ranges
-# likewise. Loopback and these namespaces are all the cluster talks to.
-idx=$(( $(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 200 + 10 ))
+# Per-cluster addresses: a /24 out of 10.250.0.0/16, pod and service ranges likewise, from an index
+# derived from the name and moved on while another cluster holds it; `up` records it in $DIR/index.
+# Loopback and these namespaces are all the cluster talks to.
+cluster_index() {
+  [[ -f $DIR/index ]] && { cat "$DIR/index"; return 0; }
+  local i=$(( $(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 200 + 10 )) n
+  for ((n = 0; n < 200; n++)); do
+    if ! cat "$(dirname "$DIR")"/*/index 2>/dev/null | grep -qx "$i" &&
+      ! ip -o -4 addr show 2>/dev/null | grep -qF " 10.250.$i.1/"; then
+      echo "$i"
+      return 0
+    fi
+    i=$(( (i - 9) % 200 + 10 ))
+  done
+  echo "local-cluster: no free subnet in 10.250.0.0/16" >&2
+  exit 1
+}
+idx=$(cluster_index)
 NETNS=kt-$NAME
 HOST_IF=kt-$NAME-h
 NODE_IF=kt-$NAME-n
@@ -212,6 +227,9 @@ state = "$DIR/containerd/state"
   address = "$DIR/containerd/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:3.10"
+  # The pods' network namespaces under this cluster's directory, where down finds them even after
+  # a crash, rather than among every cluster's in /var/run/netns.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -230,7 +248,8 @@ TOML
   "name": "kubetrain",
   "plugins": [
     {"type": "bridge", "bridge": "kt0", "isGateway": true, "ipMasq": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+     "ipam": {"type": "host-local", "dataDir": "$DIR/cni/ipam", "ranges": [[{"subnet": "$POD_CIDR"}]],
+              "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
@@ -244,6 +263,7 @@ kind: KubeletConfiguration
 failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupRoot: /kubetrain-$NAME
+podLogsDir: $DIR/pod-logs
 containerRuntimeEndpoint: unix://$DIR/containerd/containerd.sock
 authentication:
   anonymous: {enabled: false}
@@ -280,8 +300,11 @@ up() {
   local assets bin
   assets=$("$HACK/kube-binaries.sh" envtest)
   bin=$("$HACK/kube-binaries.sh" kubelet kube-scheduler kube-controller-manager kube-proxy)
+  # A fresh cluster every time: state left in etcd (a node that was Ready) would mislead the waits.
   down_quiet
+  rm -rf "$DIR"
   mkdir -p "$DIR/log" "$DIR/run" "$DIR/etcd"
+  echo "$idx" >"$DIR/index"
   pki
   net_up
   containerd_config
@@ -304,8 +327,9 @@ up() {
   wait_for "the API server" kubectl_ get --raw /readyz
   start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$DIR/controller-manager.kubeconfig" \
     --service-account-private-key-file "$DIR/pki/sa.key" --root-ca-file "$DIR/pki/ca.crt" \
-    --use-service-account-credentials --leader-elect=false --controllers '*,-nodeipam'
-  start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$DIR/scheduler.kubeconfig" --leader-elect=false
+    --use-service-account-credentials --leader-elect=false --controllers '*,-nodeipam' --bind-address "$HOST_IP"
+  start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$DIR/scheduler.kubeconfig" --leader-elect=false \
+    --bind-address "$HOST_IP"
   # The kubelet's cgroup root, one per cluster, in every v1 hierarchy.
   for h in /sys/fs/cgroup/*/; do
     [[ $h == */unified/ ]] || mkdir -p "$h/kubetrain-$NAME"
@@ -313,7 +337,7 @@ up() {
   start containerd nsenter containerd --config "$DIR/containerd/config.toml"
   wait_for "containerd" test -S "$DIR/containerd/containerd.sock"
   # The images, built without Docker; pods use them with imagePullPolicy IfNotPresent.
-  (cd "$HACK/.." && go run ./hack/images -sandbox -s3 -out "$DIR/images") >/dev/null
+  (cd "$HACK/.." && go run ./hack/images -sandbox -s3 -dns -out "$DIR/images") >/dev/null
   for tarball in "$DIR"/images/*.tar; do
     ctr --address "$DIR/containerd/containerd.sock" -n k8s.io images import "$tarball" >/dev/null
   done
@@ -325,6 +349,8 @@ up() {
   # GPUs on a GPU-less node: advertise them, as GPU scheduling tests usually do.
   kubectl_ patch node "$NAME" --subresource=status --type=merge \
     -p "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$GPUS\"}}}" >/dev/null
+  sed "s/DNS_SERVICE_IP/$DNS_IP/" "$HACK/local-cluster/coredns.yaml" | kubectl_ apply -f - >/dev/null
+  kubectl_ -n kube-system rollout status deploy/coredns --timeout=120s >/dev/null
   log "up: export KUBECONFIG=$DIR/admin.kubeconfig"
 }
 
@@ -343,6 +369,12 @@ wait_for() { # wait_for WHAT CMD...
 down_quiet() {
   [[ -d $DIR ]] || { net_down; return 0; }
   stop_all
+  # Containers whose shim was killed with the rest (a crashed run) live on in the pods' cgroups.
+  local procs pid killed=0
+  for procs in $(find /sys/fs/cgroup/*/kubetrain-"$NAME" -name cgroup.procs 2>/dev/null); do
+    while read -r pid; do kill -9 "$pid" 2>/dev/null && killed=1; done <"$procs"
+  done
+  [[ $killed == 0 ]] || sleep 1
   # Pods' sandboxes and mounts that containerd and the kubelet leave behind.
   { grep -o " $DIR/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   net_down

@@ -2,7 +2,7 @@
 // entrypoints as the Dockerfile's targets, as image tarballs that `ctr images import` (containerd) or
 // `docker load` accept.
 //
-//	go run ./hack/images -out DIR [-tag dev] [manager trainer]
+//	go run ./hack/images -out DIR [-tag dev] [-sandbox] [-s3] [-dns] [manager trainer pause s3 coredns]
 //
 // Each image is one layer on an empty base: the binary, a passwd entry for the non-root user 65532
 // (distroless's "nonroot") and the host's CA certificates, for S3 over HTTPS.
@@ -53,6 +53,10 @@ var SandboxImage = Image{Name: "pause", Package: "./hack/pause", Entrypoint: "/p
 // the cluster; no Dockerfile builds it.
 var S3Image = Image{Name: "s3", Package: "github.com/versity/versitygw/cmd/versitygw", Entrypoint: "/versitygw", Module: "hack/tools"}
 
+// DNSImage is CoreDNS (pinned in hack/coredns), the local cluster's DNS server; no Dockerfile builds
+// it.
+var DNSImage = Image{Name: "coredns", Package: "github.com/coredns/coredns", Entrypoint: "/coredns", Module: "hack/coredns"}
+
 // SandboxRef is the reference containerd's configuration names.
 const SandboxRef = "registry.k8s.io/pause:3.10"
 
@@ -70,6 +74,7 @@ func main() {
 	tag := flag.String("tag", "dev", "image tag")
 	sandbox := flag.Bool("sandbox", false, "also build the pod sandbox (pause) image, as "+SandboxRef)
 	s3 := flag.Bool("s3", false, "also build the S3 server's image (versitygw)")
+	dns := flag.Bool("dns", false, "also build the DNS server's image (CoreDNS)")
 	flag.Parse()
 	want := map[string]bool{}
 	for _, n := range flag.Args() {
@@ -84,6 +89,9 @@ func main() {
 	}
 	if *s3 {
 		images = append(images, S3Image)
+	}
+	if *dns {
+		images = append(images, DNSImage)
 	}
 	for _, im := range images {
 		if len(want) > 0 && !want[im.Name] {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Deploys kubetrain and, for the demo and the e2e suite, an S3 server into the cluster of $KUBECONFIG,
+# then uploads Fashion-MNIST (Debian's dataset-fashion-mnist) into s3://datasets/fashion-mnist and
+# creates the bucket for checkpoints. The images must already be on the node (hack/local-cluster.sh
+# loads them; on kind, `kind load`). Used by `make demo`, `make test-e2e` and the kind targets.
+#
+#   KUBECTL=kubectl hack/deploy.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+k() { "${KUBECTL:-kubectl}" "$@"; }
+
+k apply -k config/default >/dev/null
+k apply -k config/s3 >/dev/null
+k -n kubetrain-system rollout status deploy/kubetrain-controller-manager --timeout=180s
+k -n kubetrain-system rollout status deploy/s3 --timeout=180s
+
+# The S3 server's NodePort on the node's address: reachable from this machine on the local cluster
+# (a veth pair) and on kind (Docker's bridge).
+node_ip=$(k get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+port=$(k -n kubetrain-system get svc s3 -o jsonpath='{.spec.ports[0].nodePort}')
+secret() { k -n kubetrain-system get secret kubetrain-s3 -o jsonpath="{.data.$1}" | base64 -d; }
+AWS_ACCESS_KEY_ID=$(secret AWS_ACCESS_KEY_ID) AWS_SECRET_ACCESS_KEY=$(secret AWS_SECRET_ACCESS_KEY) \
+  go run ./hack/s3put -endpoint "http://$node_ip:$port" -bucket datasets -prefix fashion-mnist -create checkpoints \
+  /usr/share/datasets/fashion-mnist/*-ubyte.gz
