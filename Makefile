@@ -45,16 +45,26 @@ fmt: ## Run go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## Run go vet.
-	go vet ./...
+vet: ## Run go vet (the e2e suite included).
+	go vet -tags e2e ./...
 
 .PHONY: test
-test: $(CONTROLLER_GEN) envtest s3server deps ## Run every test suite (unit, trainer, envtest, S3, generated files).
+test: $(CONTROLLER_GEN) envtest s3server deps ## Run every test suite (unit, trainer, envtest, S3, generated files, e2e).
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh envtest)" CONTROLLER_GEN=$(CONTROLLER_GEN) \
 		KUBETRAIN_VERSITYGW="$$(hack/kube-binaries.sh versitygw)" \
 		go test $(GO_TEST_FLAGS) ./...
 	# A short fuzz run (not only the seed corpus) of the checkpoint key layout.
 	go test -run='^$$' -fuzz=FuzzJobPrefix -fuzztime=$(FUZZ_TIME) ./internal/contract/
+	# Last and alone, as it needs both cores: the e2e suite on a real local cluster.
+	hack/test-e2e.sh
+
+.PHONY: test-e2e
+test-e2e: envtest ## The e2e suite on a local cluster (up, deploy, test, down; E2E_KEEP_CLUSTER=1 keeps it).
+	hack/test-e2e.sh
+
+.PHONY: test-e2e-kind
+test-e2e-kind: ## The e2e suite on kind, for machines with Docker (docker build, kind load).
+	hack/kind.sh test-e2e
 
 .PHONY: scale-bench
 scale-bench: envtest ## Create N TrainingJobs against envtest and report time, API writes per job and memory (N=1000).
@@ -92,6 +102,10 @@ run: manifests generate ## Run the manager against the cluster of the current ku
 .PHONY: demo
 demo: ## A local cluster, the operator and S3 in it, and the sample trained on Fashion-MNIST, with its progress.
 	hack/demo.sh
+
+.PHONY: kind-demo
+kind-demo: ## The demo on kind, for machines with Docker (docker build, kind load).
+	hack/kind.sh demo
 
 ##@ Dependencies
 
