@@ -34,8 +34,8 @@ say "progress (from the TrainingJob's status)"
 last=""
 phase=""
 for _ in $(seq 1 450); do
-  line=$(k get trainingjob fashion-mnist -o jsonpath='{.status.phase} {.status.progress.epoch}/{.status.progress.epochs} {.status.progress.loss} {.status.progress.testAccuracy} {.status.progress.imagesPerSecond}')
-  read -r phase epoch loss acc ips <<<"$line" || true
+  line=$(k get trainingjob fashion-mnist -o jsonpath='{.status.phase}|{.status.progress.epoch}/{.status.progress.epochs}|{.status.progress.loss}|{.status.progress.testAccuracy}|{.status.progress.imagesPerSecond}')
+  IFS='|' read -r phase epoch loss acc ips <<<"$line" || true
   if [[ -n $phase && $line != "$last" ]]; then
     if [[ -n ${loss:-} ]]; then
       printf '%-10s epoch %-6s loss %.4f  test accuracy %.4f  %6.0f images/s\n' "$phase" "$epoch" "$loss" "$acc" "$ips"

@@ -305,6 +305,10 @@ up() {
   rm -rf "$DIR"
   mkdir -p "$DIR/log" "$DIR/run" "$DIR/etcd"
   echo "$idx" >"$DIR/index"
+  # The images, built without Docker while the control plane starts; pods use them with
+  # imagePullPolicy IfNotPresent.
+  (cd "$HACK/.." && exec go run ./hack/images -sandbox -s3 -dns -out "$DIR/images") >"$DIR/log/images.log" 2>&1 &
+  local images=$!
   pki
   net_up
   containerd_config
@@ -336,8 +340,7 @@ up() {
   done
   start containerd nsenter containerd --config "$DIR/containerd/config.toml"
   wait_for "containerd" test -S "$DIR/containerd/containerd.sock"
-  # The images, built without Docker; pods use them with imagePullPolicy IfNotPresent.
-  (cd "$HACK/.." && go run ./hack/images -sandbox -s3 -dns -out "$DIR/images") >/dev/null
+  wait "$images" || { log "building the images failed: $DIR/log/images.log"; cat "$DIR/log/images.log" >&2; exit 1; }
   for tarball in "$DIR"/images/*.tar; do
     ctr --address "$DIR/containerd/containerd.sock" -n k8s.io images import "$tarball" >/dev/null
   done
