@@ -117,17 +117,13 @@ var _ = Describe("TrainingJob on a real cluster", func() {
 		}
 
 		By("watching the job to the end: one worker, never a second")
-		deadline := time.Now().Add(trainTimeout)
-		for {
-			pods := jobPods(ctx, Default, tj)
-			Expect(pods).To(HaveLen(1), "the job's pods")
-			Expect(pods[0].UID).To(Equal(worker.UID), "the first worker, never replaced")
-			if getJob(ctx, Default, tj).Status.Phase == kubetrainv1alpha1.PhaseSucceeded {
-				break
+		Eventually(func(g Gomega) {
+			// A second or replaced worker ends the wait at once; only the phase is waited for.
+			if pods := jobPods(ctx, g, tj); len(pods) != 1 || pods[0].UID != worker.UID {
+				StopTrying(fmt.Sprintf("job %s has pods %v, want only the first worker %s", tj.Name, uids(pods), worker.UID)).Now()
 			}
-			Expect(time.Now().Before(deadline)).To(BeTrue(), "job %s did not succeed within %s", tj.Name, trainTimeout)
-			time.Sleep(poll)
-		}
+			g.Expect(getJob(ctx, g, tj).Status.Phase).To(Equal(kubetrainv1alpha1.PhaseSucceeded))
+		}).WithTimeout(trainTimeout).WithPolling(poll).Should(Succeed(), "job %s to succeed", tj.Name)
 		tj = getJob(ctx, Default, tj)
 		Expect(tj.Status.Restarts).To(BeZero())
 		Expect(historyEpochs(tj)).To(Equal(seq(1, longEpochs)))
