@@ -172,7 +172,7 @@ func trainerThreads(cpu *resource.Quantity) int {
 	if cpu == nil || cpu.Sign() <= 0 {
 		return 0
 	}
-	return int(max(1, (cpu.MilliValue()+999)/1000))
+	return int((cpu.MilliValue() + 999) / 1000)
 }
 
 // resumeFrom is the checkpoint a new attempt starts from: the latest one the trainer recorded in

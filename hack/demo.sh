@@ -21,9 +21,6 @@ k() { "$KUBECTL" "$@"; }
 
 say "operator and S3 server; Fashion-MNIST into s3://datasets/fashion-mnist"
 KUBECTL=$KUBECTL hack/deploy.sh
-secret() { k -n kubetrain-system get secret kubetrain-s3 -o jsonpath="{.data.$1}" | base64 -d; }
-k create secret generic kubetrain-s3 --from-literal=AWS_ACCESS_KEY_ID="$(secret AWS_ACCESS_KEY_ID)" \
-  --from-literal=AWS_SECRET_ACCESS_KEY="$(secret AWS_SECRET_ACCESS_KEY)" --dry-run=client -o yaml | k apply -f - >/dev/null
 
 say "the sample TrainingJob (config/samples/), under the restricted Pod Security Standard"
 k label namespace default pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null

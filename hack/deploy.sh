@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploys kubetrain and, for the demo and the e2e suite, an S3 server into the cluster of $KUBECONFIG,
-# then uploads Fashion-MNIST (Debian's dataset-fashion-mnist) into s3://datasets/fashion-mnist and
-# creates the bucket for checkpoints. The images must already be on the node (hack/local-cluster.sh
+# then uploads Fashion-MNIST (Debian's dataset-fashion-mnist) into s3://datasets/fashion-mnist,
+# creates the bucket for checkpoints, and copies the credentials Secret into the namespace the sample
+# is applied in (SAMPLE_NAMESPACE, default). The images must already be on the node (hack/local-cluster.sh
 # loads them; on kind, `kind load`). Used by `make demo`, `make test-e2e` and the kind targets.
 #
 #   KUBECTL=kubectl hack/deploy.sh
@@ -22,3 +23,6 @@ secret() { k -n kubetrain-system get secret kubetrain-s3 -o jsonpath="{.data.$1}
 AWS_ACCESS_KEY_ID=$(secret AWS_ACCESS_KEY_ID) AWS_SECRET_ACCESS_KEY=$(secret AWS_SECRET_ACCESS_KEY) \
   go run ./hack/s3put -endpoint "http://$node_ip:$port" -bucket datasets -prefix fashion-mnist -create checkpoints \
   /usr/share/datasets/fashion-mnist/*-ubyte.gz
+k -n "${SAMPLE_NAMESPACE:-default}" create secret generic kubetrain-s3 \
+  --from-literal=AWS_ACCESS_KEY_ID="$(secret AWS_ACCESS_KEY_ID)" \
+  --from-literal=AWS_SECRET_ACCESS_KEY="$(secret AWS_SECRET_ACCESS_KEY)" --dry-run=client -o yaml | k apply -f - >/dev/null

@@ -373,11 +373,13 @@ down_quiet() {
   [[ -d $DIR ]] || { net_down; return 0; }
   stop_all
   # Containers whose shim was killed with the rest (a crashed run) live on in the pods' cgroups.
-  local procs pid killed=0
-  for procs in $(find /sys/fs/cgroup/*/kubetrain-"$NAME" -name cgroup.procs 2>/dev/null); do
-    while read -r pid; do kill -9 "$pid" 2>/dev/null && killed=1; done <"$procs"
-  done
-  [[ $killed == 0 ]] || sleep 1
+  local procs pid
+  mapfile -t procs < <(find /sys/fs/cgroup/*/kubetrain-"$NAME" -name cgroup.procs 2>/dev/null)
+  if [[ ${#procs[@]} -gt 0 ]]; then
+    for pid in $(cat "${procs[@]}"); do kill -9 "$pid" 2>/dev/null || true; done
+    # Until they are gone (or 5 s), so that their cgroups can be removed below.
+    for _ in $(seq 1 50); do [[ -z $(cat "${procs[@]}" 2>/dev/null) ]] && break; sleep 0.1; done
+  fi
   # Pods' sandboxes and mounts that containerd and the kubelet leave behind.
   { grep -o " $DIR/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   net_down

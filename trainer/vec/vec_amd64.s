@@ -81,7 +81,7 @@ TEXT ·max4GradAVX512(SB), NOSPLIT, $0-88
 	MOVQ a+48(FP), SI
 	MOVQ b+56(FP), DI
 	MOVQ c+64(FP), DX
-		MOVQ n+80(FP), CX
+	MOVQ n+80(FP), CX
 	SHRQ $4, CX
 	XORQ AX, AX
 
