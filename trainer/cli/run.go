@@ -16,6 +16,7 @@ import (
 	"github.com/kubetrain/kubetrain/trainer/data"
 	"github.com/kubetrain/kubetrain/trainer/gemm"
 	"github.com/kubetrain/kubetrain/trainer/optim"
+	"github.com/kubetrain/kubetrain/trainer/simd"
 	"github.com/kubetrain/kubetrain/trainer/train"
 	"github.com/kubetrain/kubetrain/trainer/vec"
 )
@@ -63,9 +64,13 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		if err := gemm.Use(cfg.Kernel); err != nil {
 			return finish(contract.ExitInvalidConfig, err.Error(), nil)
 		}
-		// The portable kernel means portable code throughout.
-		vec.Use(cfg.Kernel != gemm.Portable)
-		optim.Accelerated = optim.Accelerated && cfg.Kernel != gemm.Portable
+		// The kernel names an instruction set for every hot loop, not only the matrix products.
+		level, err := simd.Parse(cfg.Kernel)
+		if err != nil {
+			return finish(contract.ExitInvalidConfig, err.Error(), nil)
+		}
+		vec.Use(level)
+		optim.Use(level)
 	}
 	// fail maps an error to its exit code: bad configuration and bad data are permanent, anything
 	// else (storage or the API unreachable) may pass.

@@ -2,7 +2,7 @@
 
 package gemm
 
-import "golang.org/x/sys/cpu"
+import "github.com/kubetrain/kubetrain/trainer/simd"
 
 //go:generate go run ./internal/asmgen/gen
 
@@ -26,11 +26,11 @@ func wrap(f func(k int, a *float32, lda int, b *float32, ldb int, c *float32, ld
 }
 
 func registerAssembly() {
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+	if simd.Best() >= simd.AVX2 {
 		register(&microKernel{name: AVX2, mr: 6, nr: 16, cols: wrap(kernelAVX2Cols), rows: wrap(kernelAVX2Rows)})
 		best = kernels[AVX2]
 	}
-	if cpu.X86.HasAVX512F {
+	if simd.Best() >= simd.AVX512 {
 		register(&microKernel{name: AVX512, mr: 12, nr: 32, cols: wrap(kernelAVX512Cols), rows: wrap(kernelAVX512Rows)})
 		best = kernels[AVX512]
 	}

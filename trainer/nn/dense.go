@@ -6,6 +6,7 @@ import (
 
 	"github.com/kubetrain/kubetrain/trainer/gemm"
 	"github.com/kubetrain/kubetrain/trainer/tensor"
+	"github.com/kubetrain/kubetrain/trainer/vec"
 )
 
 // Dense is a fully connected layer y = act(x·W + b), W laid out [inputs, units] (Keras' layout).
@@ -120,11 +121,5 @@ type denseTranspose struct {
 func (t *denseTranspose) Do(_, b int) {
 	l, n := t.l, t.n
 	lo, hi := b*transposeBlock, min((b+1)*transposeBlock, l.in)
-	dx := l.dx.Data
-	for j := 0; j < n; j++ {
-		row := dx[j*l.in+lo : j*l.in+hi]
-		for i := range row {
-			row[i] = t.src[(lo+i)*n+j]
-		}
-	}
+	vec.Transpose(l.dx.Data[lo:], l.in, t.src[lo*n:], n, hi-lo, n)
 }

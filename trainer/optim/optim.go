@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubetrain/kubetrain/trainer/nn"
 	"github.com/kubetrain/kubetrain/trainer/parallel"
+	"github.com/kubetrain/kubetrain/trainer/simd"
 )
 
 // Optimizer applies one update step to params, whose Grad hold the gradient of the batch's loss.
@@ -104,18 +105,28 @@ func (a *Adam) Do(_, i int) {
 	c1, c2 := 1-b1, 1-b2
 	alpha, eps := a.alpha, float32(a.Epsilon)
 	n := 0
-	if Accelerated {
+	switch level {
+	case simd.AVX512:
 		n = len(w) &^ 15
 		if n > 0 {
 			adamAVX512(&w[0], &g[0], &m[0], &v[0], n, b1, b2, c1, c2, alpha, eps)
+		}
+	case simd.AVX2:
+		n = len(w) &^ 7
+		if n > 0 {
+			adamAVX2(&w[0], &g[0], &m[0], &v[0], n, b1, b2, c1, c2, alpha, eps)
 		}
 	}
 	adamGo(w[n:], g[n:], m[n:], v[n:], b1, b2, c1, c2, alpha, eps)
 }
 
-// Accelerated selects the AVX-512 version of Adam's update, where the CPU has it. Both versions do
-// the same float32 operations in the same order, so their results are bit-identical.
-var Accelerated = hasAVX512
+// level is the instruction set of Adam's update. Every version does the same float32 operations in
+// the same order, so their results are bit-identical.
+var level = simd.Best()
+
+// Use selects the update of level l, or of the best level this CPU has when l is beyond it. It is
+// not safe to call while an update runs.
+func Use(l simd.Level) { level = min(l, simd.Best()) }
 
 // adamGo is the portable update. The float32 conversions keep the compiler from fusing a multiply
 // and an add (which the assembly does not do either).

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kubetrain/kubetrain/trainer/nn"
 	"github.com/kubetrain/kubetrain/trainer/parallel"
+	"github.com/kubetrain/kubetrain/trainer/simd"
 )
 
 // TestAdamMatchesFormula checks two steps of Adam against the update written out in float64.
@@ -64,18 +65,16 @@ func TestAdamDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestAdamAssemblyMatchesPortable checks the AVX-512 update against the portable one, bit for bit,
-// over ragged lengths.
+// TestAdamAssemblyMatchesPortable checks every assembly update this CPU runs (AVX2, and AVX-512
+// where it has it) against the portable one, bit for bit, over ragged lengths.
 func TestAdamAssemblyMatchesPortable(t *testing.T) {
-	if !hasAVX512 {
-		t.Skip("no AVX-512 on this CPU (or the purego tag): only the portable update exists")
-	}
-	defer func() { Accelerated = true }()
+	defer Use(simd.Best())
 	pool := parallel.New(2)
 	defer pool.Close()
-	var got [2][]float32
-	for k, accel := range []bool{false, true} {
-		Accelerated = accel
+	levels := simd.Available()
+	got := make([][]float32, len(levels))
+	for k, l := range levels {
+		Use(l)
 		p := &nn.Param{Value: make([]float32, 16411), Grad: make([]float32, 16411)}
 		for i := range p.Value {
 			p.Value[i] = float32(i%13) - 6
@@ -89,9 +88,11 @@ func TestAdamAssemblyMatchesPortable(t *testing.T) {
 		}
 		got[k] = p.Value
 	}
-	for i := range got[0] {
-		if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
-			t.Fatalf("w[%d]: portable %v, assembly %v", i, got[0][i], got[1][i])
+	for k := 1; k < len(levels); k++ {
+		for i := range got[0] {
+			if math.Float32bits(got[0][i]) != math.Float32bits(got[k][i]) {
+				t.Fatalf("w[%d]: portable %v, %v %v", i, got[0][i], levels[k], got[k][i])
+			}
 		}
 	}
 }

@@ -1,22 +1,40 @@
 // Package vec holds the elementwise float32 loops of the layers (ReLU and its gradient, 2x2 max
-// pooling and its gradient), with AVX-512 assembly where the CPU has it and a portable Go twin
-// (Use(false), or the purego build tag). Both give bit-identical results: the loops only select
-// and compare values, they do no arithmetic that could round differently.
+// pooling and its gradient, im2col copies, transposition), with AVX2 and AVX-512 assembly where the
+// CPU has them and a portable Go twin (Use(simd.Portable), or the purego build tag). All give
+// bit-identical results: the loops only select, compare and move values, they do no arithmetic that
+// could round differently.
 //
 // Functions write only their first argument(s), the destinations; sources are never modified
 // unless a destination is the same slice.
 package vec
 
-import "fmt"
+import (
+	"fmt"
 
-// simd reports whether the assembly versions are in use.
-var simd = hasAVX512
+	"github.com/kubetrain/kubetrain/trainer/simd"
+)
 
-// Accelerated reports whether the assembly versions are in use.
-func Accelerated() bool { return simd }
+// level is the instruction set in use.
+var level = simd.Best()
 
-// Use selects the assembly versions (when the CPU has AVX-512) or the portable ones.
-func Use(accelerated bool) { simd = accelerated && hasAVX512 }
+// Level is the instruction set in use.
+func Level() simd.Level { return level }
+
+// Use selects the versions of level l, or of the best level this CPU has when l is beyond it. It is
+// not safe to call while the functions run; tests and the CLI call it before any work starts.
+func Use(l simd.Level) { level = min(l, simd.Best()) }
+
+// vectorPart is how many of n elements the assembly at the current level takes: a multiple of its
+// register width.
+func vectorPart(n int) int {
+	switch level {
+	case simd.AVX512:
+		return n &^ 15
+	case simd.AVX2:
+		return n &^ 7
+	}
+	return 0
+}
 
 func checkLen(name string, n int, s ...[]float32) {
 	for _, x := range s {
@@ -28,12 +46,13 @@ func checkLen(name string, n int, s ...[]float32) {
 
 // ReLU sets x[i] = max(x[i], 0).
 func ReLU(x []float32) {
-	n := 0
-	if simd {
-		n = len(x) &^ 15
-		if n > 0 {
-			reluAVX512(&x[0], n)
-		}
+	n := vectorPart(len(x))
+	switch {
+	case n == 0:
+	case level == simd.AVX512:
+		reluAVX512(&x[0], n)
+	default:
+		reluAVX2(&x[0], n)
 	}
 	for i := n; i < len(x); i++ {
 		if !(x[i] > 0) {
@@ -45,12 +64,13 @@ func ReLU(x []float32) {
 // ReLUGrad sets dst[i] = dy[i] where y[i] > 0, else 0: the gradient through a ReLU whose output was y.
 func ReLUGrad(dst, dy, y []float32) {
 	checkLen("ReLUGrad", len(dst), dy, y)
-	n := 0
-	if simd {
-		n = len(dst) &^ 15
-		if n > 0 {
-			reluGradAVX512(&dst[0], &dy[0], &y[0], n)
-		}
+	n := vectorPart(len(dst))
+	switch {
+	case n == 0:
+	case level == simd.AVX512:
+		reluGradAVX512(&dst[0], &dy[0], &y[0], n)
+	default:
+		reluGradAVX2(&dst[0], &dy[0], &y[0], n)
 	}
 	for i := n; i < len(dst); i++ {
 		if y[i] > 0 {
@@ -64,12 +84,13 @@ func ReLUGrad(dst, dy, y []float32) {
 // Max4 sets dst[i] to the maximum of a[i], b[i], c[i] and d[i], for i < len(dst).
 func Max4(dst, a, b, c, d []float32) {
 	checkLen("Max4", len(dst), a, b, c, d)
-	n := 0
-	if simd {
-		n = len(dst) &^ 15
-		if n > 0 {
-			max4AVX512(&dst[0], &a[0], &b[0], &c[0], &d[0], n)
-		}
+	n := vectorPart(len(dst))
+	switch {
+	case n == 0:
+	case level == simd.AVX512:
+		max4AVX512(&dst[0], &a[0], &b[0], &c[0], &d[0], n)
+	default:
+		max4AVX2(&dst[0], &a[0], &b[0], &c[0], &d[0], n)
 	}
 	// The same pairing as the assembly's MAXPS, which keeps its first operand only when it is
 	// strictly greater, so that both versions agree even on signed zeros.
@@ -91,12 +112,13 @@ func maxps(x, y float32) float32 {
 func Max4Grad(da, db, dc, dd, g, y, a, b, c, d []float32) {
 	n := len(g)
 	checkLen("Max4Grad", n, da, db, dc, dd, y, a, b, c, d)
-	m := 0
-	if simd {
-		m = n &^ 15
-		if m > 0 {
-			max4GradAVX512(&da[0], &db[0], &dc[0], &dd[0], &g[0], &y[0], &a[0], &b[0], &c[0], &d[0], m)
-		}
+	m := vectorPart(n)
+	switch {
+	case m == 0:
+	case level == simd.AVX512:
+		max4GradAVX512(&da[0], &db[0], &dc[0], &dd[0], &g[0], &y[0], &a[0], &b[0], &c[0], &d[0], m)
+	default:
+		max4GradAVX2(&da[0], &db[0], &dc[0], &dd[0], &g[0], &y[0], &a[0], &b[0], &c[0], &d[0], m)
 	}
 	for i := m; i < n; i++ {
 		da[i], db[i], dc[i], dd[i] = 0, 0, 0, 0
@@ -122,8 +144,13 @@ func CopyStrided(dst []float32, dstStride int, src []float32, srcStride, n, seg 
 	if (n-1)*dstStride+seg > len(dst) || (n-1)*srcStride+seg > len(src) {
 		panic(fmt.Sprintf("vec: CopyStrided: %d segments of %d with strides %d and %d overrun %d and %d floats", n, seg, dstStride, srcStride, len(dst), len(src)))
 	}
-	if simd && seg <= 16 {
+	switch {
+	case seg > 16:
+	case level == simd.AVX512:
 		copyStridedAVX512(&dst[0], dstStride, &src[0], srcStride, n, seg)
+		return
+	case level == simd.AVX2:
+		copyStridedAVX2(&dst[0], dstStride, &src[0], srcStride, n, seg)
 		return
 	}
 	for i := 0; i < n; i++ {
@@ -137,8 +164,13 @@ func CopyStrided(dst []float32, dstStride int, src []float32, srcStride, n, seg 
 func MaxPool2Row(y, xTop, xBot []float32, c, ow int) {
 	checkLen("MaxPool2Row", ow*c, y)
 	checkLen("MaxPool2Row", 2*ow*c, xTop, xBot)
-	if simd && c%16 == 0 && ow > 0 && c > 0 {
+	switch {
+	case ow <= 0 || c <= 0:
+	case level == simd.AVX512 && c%16 == 0:
 		poolRowAVX512(&y[0], &xTop[0], &xBot[0], c, ow)
+		return
+	case level >= simd.AVX2 && c%8 == 0:
+		poolRowAVX2(&y[0], &xTop[0], &xBot[0], c, ow)
 		return
 	}
 	for j := 0; j < ow; j++ {
@@ -153,12 +185,53 @@ func MaxPool2Row(y, xTop, xBot []float32, c, ow int) {
 func MaxPool2RowGrad(dxTop, dxBot, dy, y, xTop, xBot []float32, c, ow int) {
 	checkLen("MaxPool2RowGrad", ow*c, dy, y)
 	checkLen("MaxPool2RowGrad", 2*ow*c, dxTop, dxBot, xTop, xBot)
-	if simd && c%16 == 0 && ow > 0 && c > 0 {
+	switch {
+	case ow <= 0 || c <= 0:
+	case level == simd.AVX512 && c%16 == 0:
 		poolGradRowAVX512(&dxTop[0], &dxBot[0], &dy[0], &y[0], &xTop[0], &xBot[0], c, ow)
+		return
+	case level >= simd.AVX2 && c%8 == 0:
+		poolGradRowAVX2(&dxTop[0], &dxBot[0], &dy[0], &y[0], &xTop[0], &xBot[0], c, ow)
 		return
 	}
 	for j := 0; j < ow; j++ {
 		l, r, o := 2*j*c, (2*j+1)*c, j*c
 		Max4Grad(dxTop[l:l+c], dxTop[r:r+c], dxBot[l:l+c], dxBot[r:r+c], dy[o:o+c], y[o:o+c], xTop[l:l+c], xTop[r:r+c], xBot[l:l+c], xBot[r:r+c])
+	}
+}
+
+// Transpose writes the rows x cols matrix src (row stride lds) transposed into dst, a cols x rows
+// matrix with row stride ldd: dst[j*ldd+i] = src[i*lds+j].
+func Transpose(dst []float32, ldd int, src []float32, lds int, rows, cols int) {
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	if ldd < rows || lds < cols || (cols-1)*ldd+rows > len(dst) || (rows-1)*lds+cols > len(src) {
+		panic(fmt.Sprintf("vec: Transpose: %dx%d with strides %d and %d overruns %d and %d floats", rows, cols, lds, ldd, len(src), len(dst)))
+	}
+	r8, c8 := 0, 0
+	if level >= simd.AVX2 {
+		// Whole 8x8 blocks in registers; the ragged right and bottom edges in Go.
+		r8, c8 = rows&^7, cols&^7
+		if r8 > 0 && c8 > 0 {
+			transposeAVX2(&dst[0], ldd, &src[0], lds, r8/8, c8/8)
+		}
+	}
+	transposeGo(dst, ldd, src, lds, 0, r8, c8, cols)
+	transposeGo(dst, ldd, src, lds, r8, rows, 0, cols)
+}
+
+// transposeGo transposes the block of rows [r0, r1) and columns [c0, c1), in tiles that stay in cache.
+func transposeGo(dst []float32, ldd int, src []float32, lds int, r0, r1, c0, c1 int) {
+	const tile = 16
+	for i0 := r0; i0 < r1; i0 += tile {
+		for j0 := c0; j0 < c1; j0 += tile {
+			for i := i0; i < min(i0+tile, r1); i++ {
+				row := src[i*lds : i*lds+c1]
+				for j := j0; j < min(j0+tile, c1); j++ {
+					dst[j*ldd+i] = row[j]
+				}
+			}
+		}
 	}
 }

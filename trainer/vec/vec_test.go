@@ -1,24 +1,27 @@
 package vec
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
-	"golang.org/x/sys/cpu"
+	"github.com/kubetrain/kubetrain/trainer/simd"
 )
 
-func TestAcceleratedOnThisCPU(t *testing.T) {
-	if !assemblyBuilt {
-		if Accelerated() {
-			t.Error("built with the purego tag, yet the assembly is in use")
-		}
-		return
-	}
-	if Accelerated() != cpu.X86.HasAVX512F {
-		t.Errorf("Accelerated() = %v on a CPU with AVX-512F %v", Accelerated(), cpu.X86.HasAVX512F)
+func TestBestLevelByDefault(t *testing.T) {
+	if Level() != simd.Best() {
+		t.Errorf("Level() = %v, want the CPU's best %v", Level(), simd.Best())
 	}
 }
+
+// accelerated lists the assembly levels this CPU runs, each of which the tests compare with the
+// portable code: on an AVX2 machine the AVX2 versions, on an AVX-512 machine both. With the purego
+// tag (or another architecture) there are none, and the tests check the portable code alone.
+func accelerated() []simd.Level { return simd.Available()[1:] }
+
+// levels is the portable level followed by the accelerated ones.
+func levels() []simd.Level { return simd.Available() }
 
 // randTies returns values with many exact ties and zeros of both signs, the cases where a max or a
 // comparison could tell the versions apart.
@@ -41,22 +44,19 @@ func same(t *testing.T, what string, want, got []float32) {
 	t.Helper()
 	for i := range want {
 		if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
-			t.Fatalf("%s[%d]: portable %v, assembly %v", what, i, want[i], got[i])
+			t.Fatalf("%s[%d]: portable %v, assembly %v (level %v)", what, i, want[i], got[i], Level())
 		}
 	}
 }
 
-// TestAssemblyMatchesPortable runs each function both ways on ragged lengths and compares bits.
+// TestAssemblyMatchesPortable runs each function at every level on ragged lengths and compares bits.
 func TestAssemblyMatchesPortable(t *testing.T) {
-	if !hasAVX512 {
-		t.Skip("no AVX-512 on this CPU: only the portable versions exist (TestAcceleratedOnThisCPU checks detection)")
-	}
-	defer Use(true)
+	defer Use(simd.Best())
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, n := range []int{1, 15, 16, 17, 32, 100, 1023} {
+	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 32, 100, 1023} {
 		a, b, c, d, g := randTies(rng, n), randTies(rng, n), randTies(rng, n), randTies(rng, n), randTies(rng, n)
-		run := func(accel bool) [][]float32 {
-			Use(accel)
+		run := func(l simd.Level) [][]float32 {
+			Use(l)
 			relu := append([]float32(nil), a...)
 			ReLU(relu)
 			rg := make([]float32, n)
@@ -67,57 +67,63 @@ func TestAssemblyMatchesPortable(t *testing.T) {
 			Max4Grad(da, db, dc, dd, g, m, a, b, c, d)
 			return [][]float32{relu, rg, m, da, db, dc, dd}
 		}
-		want, got := run(false), run(true)
-		for i, name := range []string{"ReLU", "ReLUGrad", "Max4", "da", "db", "dc", "dd"} {
-			same(t, name, want[i], got[i])
+		want := run(simd.Portable)
+		for _, l := range accelerated() {
+			got := run(l)
+			for i, name := range []string{"ReLU", "ReLUGrad", "Max4", "da", "db", "dc", "dd"} {
+				same(t, fmt.Sprintf("n=%d %s", n, name), want[i], got[i])
+			}
 		}
 	}
 }
 
 // TestMax4GradRoutesOnce checks that each gradient goes to exactly one input, the first maximum.
 func TestMax4GradRoutesOnce(t *testing.T) {
-	for _, accel := range []bool{false, true} {
-		Use(accel)
-		a := []float32{1, 0, 5, 2}
-		b := []float32{1, 3, 5, 2}
-		c := []float32{0, 3, 1, 2}
-		d := []float32{0, 0, 1, 7}
-		y := make([]float32, 4)
+	defer Use(simd.Best())
+	for _, l := range levels() {
+		Use(l)
+		// Eight lanes, so that the AVX2 versions take them; the AVX-512 ones leave them to Go.
+		a := []float32{1, 0, 5, 2, 1, 0, 5, 2}
+		b := []float32{1, 3, 5, 2, 1, 3, 5, 2}
+		c := []float32{0, 3, 1, 2, 0, 3, 1, 2}
+		d := []float32{0, 0, 1, 7, 0, 0, 1, 7}
+		y := make([]float32, 8)
 		Max4(y, a, b, c, d)
-		g := []float32{10, 20, 30, 40}
-		da, db, dc, dd := make([]float32, 4), make([]float32, 4), make([]float32, 4), make([]float32, 4)
+		g := []float32{10, 20, 30, 40, 10, 20, 30, 40}
+		da, db, dc, dd := make([]float32, 8), make([]float32, 8), make([]float32, 8), make([]float32, 8)
 		Max4Grad(da, db, dc, dd, g, y, a, b, c, d)
-		want := [][]float32{{10, 0, 30, 0}, {0, 20, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 40}}
+		want := [][]float32{{10, 0, 30, 0, 10, 0, 30, 0}, {0, 20, 0, 0, 0, 20, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 40, 0, 0, 0, 40}}
 		for k, got := range [][]float32{da, db, dc, dd} {
 			same(t, "gradient", want[k], got)
 		}
 	}
-	Use(true)
 }
 
 // TestCopyStrided compares both versions on every segment length the assembly takes and on
 // overlapping source segments (as im2col reads them), leaving the gaps untouched.
 func TestCopyStrided(t *testing.T) {
-	defer Use(true)
+	defer Use(simd.Best())
 	rng := rand.New(rand.NewPCG(1, 1))
 	src := randTies(rng, 500)
 	for seg := 1; seg <= 20; seg++ {
 		for _, strides := range [][2]int{{seg, 3}, {seg + 5, seg}, {28, 3}} {
-			var got [2][]float32
-			for k, accel := range []bool{false, true} {
-				Use(accel)
+			var want []float32
+			for _, l := range levels() {
+				Use(l)
 				dst := make([]float32, 400)
 				for i := range dst {
 					dst[i] = -7
 				}
 				CopyStrided(dst, strides[0], src[1:], strides[1], 9, seg)
-				got[k] = dst
-			}
-			same(t, "CopyStrided", got[0], got[1])
-			for i := 0; i < 9; i++ {
-				for j := 0; j < seg; j++ {
-					if got[1][i*strides[0]+j] != src[1+i*strides[1]+j] {
-						t.Fatalf("seg %d strides %v: segment %d element %d not copied", seg, strides, i, j)
+				if want == nil {
+					want = dst
+				}
+				same(t, "CopyStrided", want, dst)
+				for i := 0; i < 9; i++ {
+					for j := 0; j < seg; j++ {
+						if dst[i*strides[0]+j] != src[1+i*strides[1]+j] {
+							t.Fatalf("level %v seg %d strides %v: segment %d element %d not copied", l, seg, strides, i, j)
+						}
 					}
 				}
 			}
@@ -126,33 +132,67 @@ func TestCopyStrided(t *testing.T) {
 }
 
 // TestMaxPool2Row compares both versions of the row functions, on channel counts the assembly
-// takes (multiples of 16) and ones it leaves to Go.
+// takes (multiples of 8 or 16) and ones it leaves to Go.
 func TestMaxPool2Row(t *testing.T) {
-	defer Use(true)
+	defer Use(simd.Best())
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, c := range []int{16, 32, 48, 5} {
+	for _, c := range []int{8, 16, 24, 32, 48, 5} {
 		const ow = 7
 		top, bot, dy := randTies(rng, 2*ow*c+c), randTies(rng, 2*ow*c+c), randTies(rng, ow*c)
-		var got [2][][]float32
-		for k, accel := range []bool{false, true} {
-			Use(accel)
+		var want [][]float32
+		for _, l := range levels() {
+			Use(l)
 			y := make([]float32, ow*c)
 			MaxPool2Row(y, top, bot, c, ow)
 			dt, db := make([]float32, 2*ow*c), make([]float32, 2*ow*c)
 			MaxPool2RowGrad(dt, db, dy, y, top, bot, c, ow)
-			got[k] = [][]float32{y, dt, db}
-		}
-		for i, name := range []string{"y", "dxTop", "dxBot"} {
-			same(t, name, got[0][i], got[1][i])
+			got := [][]float32{y, dt, db}
+			if want == nil {
+				want = got
+			}
+			for i, name := range []string{"y", "dxTop", "dxBot"} {
+				same(t, fmt.Sprintf("c=%d %s", c, name), want[i], got[i])
+			}
 		}
 		// And the Go version agrees with Max4 element by element.
-		y := got[0][0]
+		y := want[0]
 		for j := 0; j < ow; j++ {
 			for q := 0; q < c; q++ {
 				l, r := 2*j*c+q, (2*j+1)*c+q
 				want := maxps(maxps(top[l], top[r]), maxps(bot[l], bot[r]))
 				if math.Float32bits(y[j*c+q]) != math.Float32bits(want) {
 					t.Fatalf("c=%d: y[%d] = %v, want %v", c, j*c+q, y[j*c+q], want)
+				}
+			}
+		}
+	}
+}
+
+// TestTranspose compares every level with the definition on shapes with and without ragged edges
+// and with row strides longer than the rows.
+func TestTranspose(t *testing.T) {
+	defer Use(simd.Best())
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, sh := range [][2]int{{1, 1}, {8, 8}, {16, 24}, {5408, 32}, {33, 17}, {7, 9}, {64, 3}} {
+		rows, cols := sh[0], sh[1]
+		lds, ldd := cols+3, rows+5
+		src := randTies(rng, rows*lds)
+		for _, l := range levels() {
+			Use(l)
+			dst := make([]float32, cols*ldd)
+			for i := range dst {
+				dst[i] = -7
+			}
+			Transpose(dst, ldd, src, lds, rows, cols)
+			for j := 0; j < cols; j++ {
+				for i := 0; i < ldd; i++ {
+					want := float32(-7)
+					if i < rows {
+						want = src[i*lds+j]
+					}
+					if math.Float32bits(dst[j*ldd+i]) != math.Float32bits(want) {
+						t.Fatalf("level %v %dx%d: dst[%d][%d] = %v, want %v", l, rows, cols, j, i, dst[j*ldd+i], want)
+					}
 				}
 			}
 		}
