@@ -12,10 +12,10 @@ const (
 	AVX512   = "avx512"
 )
 
-// microKernel computes an mr x nr tile of C from k steps of A and a row-major B block (row stride
-// ldb, at least nr readable floats per row). acc adds the tile to C instead of overwriting it.
+// microKernel computes tiles side by side mr x nr tiles of C from k steps of A and a row-major B
+// block (row stride ldb, at least tiles·nr readable floats per row): tile t reads B and writes C
+// t·nr floats to the right. acc adds the tiles to C instead of overwriting it.
 type microKernel struct {
-	name   string
 	mr, nr int
 	// cols reads A as k groups of mr contiguous floats, lda floats apart: a packed panel (lda = mr)
 	// or a transposed A in place.
@@ -24,21 +24,43 @@ type microKernel struct {
 	rows kernelFunc
 }
 
-type kernelFunc func(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool)
+type kernelFunc func(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool, tiles int)
+
+// kernelSet is one instruction set's micro-kernels: one per tile height, tallest first, all of the
+// same width.
+type kernelSet struct {
+	name    string
+	heights []*microKernel
+}
+
+// pick chooses the micro-kernel for a product of m rows: the one that computes the fewest rows
+// beyond m (a ragged panel costs a whole one and a packing), the tallest on a tie, since a taller
+// tile reuses each load of B for more rows. It depends on m alone, so a product's result does not
+// depend on the thread count.
+func (s *kernelSet) pick(m int) *microKernel {
+	best, waste := s.heights[0], -1
+	for _, k := range s.heights {
+		w := (m+k.mr-1)/k.mr*k.mr - m
+		if waste < 0 || w < waste {
+			best, waste = k, w
+		}
+	}
+	return best
+}
 
 var (
-	kernels = map[string]*microKernel{}
-	// best is the fastest kernel this CPU runs, current the one in use.
-	best    *microKernel
-	current atomic.Pointer[microKernel]
+	kernels = map[string]*kernelSet{}
+	// best is the fastest kernel set this CPU runs, current the one in use.
+	best    *kernelSet
+	current atomic.Pointer[kernelSet]
 )
 
-func register(k *microKernel) {
+func register(k *kernelSet) {
 	kernels[k.name] = k
 }
 
 func init() {
-	register(&microKernel{name: Portable, mr: 4, nr: 16, cols: kernelGo4x16})
+	register(&kernelSet{name: Portable, heights: []*microKernel{{mr: 4, nr: 16, cols: kernelGo4x16}}})
 	best = kernels[Portable]
 	registerAssembly()
 	current.Store(best)
@@ -73,28 +95,30 @@ func Use(name string) error {
 }
 
 // kernelGo4x16 is the portable micro-kernel.
-func kernelGo4x16(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+func kernelGo4x16(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool, tiles int) {
 	const mr, nr = 4, 16
-	var t [mr][nr]float32
-	for p := 0; p < k; p++ {
-		brow := b[p*ldb : p*ldb+nr]
-		ap := a[p*lda : p*lda+mr]
-		for i := 0; i < mr; i++ {
-			ai := ap[i]
-			ti := &t[i]
-			for j := range ti {
-				ti[j] += ai * brow[j]
+	for tile := 0; tile < tiles; tile++ {
+		var t [mr][nr]float32
+		for p := 0; p < k; p++ {
+			brow := b[p*ldb+tile*nr : p*ldb+tile*nr+nr]
+			ap := a[p*lda : p*lda+mr]
+			for i := 0; i < mr; i++ {
+				ai := ap[i]
+				ti := &t[i]
+				for j := range ti {
+					ti[j] += ai * brow[j]
+				}
 			}
 		}
-	}
-	for i := 0; i < mr; i++ {
-		crow := c[i*ldc : i*ldc+nr]
-		if acc {
-			for j := range crow {
-				crow[j] += t[i][j]
+		for i := 0; i < mr; i++ {
+			crow := c[i*ldc+tile*nr : i*ldc+tile*nr+nr]
+			if acc {
+				for j := range crow {
+					crow[j] += t[i][j]
+				}
+			} else {
+				copy(crow, t[i][:])
 			}
-		} else {
-			copy(crow, t[i][:])
 		}
 	}
 }

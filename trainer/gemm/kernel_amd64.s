@@ -4,19 +4,22 @@
 
 #include "textflag.h"
 
-// func kernelAVX512Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
-TEXT ·kernelAVX512Cols(SB), NOSPLIT, $0-64
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+24(FP), DX
+// func kernelAVX512Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX512Cols(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
-	MOVQ c+40(FP), DI
+	MOVQ c+40(FP), R15
 	MOVQ ldc+48(FP), R9
 	SHLQ $2, R9
 	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
 	MOVQ lda+16(FP), R11
 	SHLQ $2, R11
+kernelAVX512Cols_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ R14, DX
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -75,6 +78,7 @@ kernelAVX512Cols_loop:
 	DECQ CX
 	JNE kernelAVX512Cols_loop
 kernelAVX512Cols_store:
+	MOVQ R15, DI
 	TESTQ R10, R10
 	JE kernelAVX512Cols_overwrite
 	VADDPS 0(DI), Z0, Z0
@@ -112,7 +116,7 @@ kernelAVX512Cols_store:
 	ADDQ R9, DI
 	VADDPS 0(DI), Z22, Z22
 	VADDPS 64(DI), Z23, Z23
-	MOVQ c+40(FP), DI
+	MOVQ R15, DI
 kernelAVX512Cols_overwrite:
 	VMOVUPS Z0, 0(DI)
 	VMOVUPS Z1, 64(DI)
@@ -149,25 +153,32 @@ kernelAVX512Cols_overwrite:
 	ADDQ R9, DI
 	VMOVUPS Z22, 0(DI)
 	VMOVUPS Z23, 64(DI)
+	ADDQ $128, R14
+	ADDQ $128, R15
+	DECQ BX
+	JNE kernelAVX512Cols_tile
 	VZEROUPPER
 	RET
 
-// func kernelAVX512Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
-TEXT ·kernelAVX512Rows(SB), NOSPLIT, $0-64
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+24(FP), DX
+// func kernelAVX512Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX512Rows(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
-	MOVQ c+40(FP), DI
+	MOVQ c+40(FP), R15
 	MOVQ ldc+48(FP), R9
 	SHLQ $2, R9
 	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
 	MOVQ lda+16(FP), R11
 	SHLQ $2, R11
 	LEAQ (R11)(R11*2), R12
+kernelAVX512Rows_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
 	LEAQ (SI)(R11*4), R13
 	LEAQ (R13)(R11*4), AX
+	MOVQ R14, DX
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -228,6 +239,7 @@ kernelAVX512Rows_loop:
 	DECQ CX
 	JNE kernelAVX512Rows_loop
 kernelAVX512Rows_store:
+	MOVQ R15, DI
 	TESTQ R10, R10
 	JE kernelAVX512Rows_overwrite
 	VADDPS 0(DI), Z0, Z0
@@ -265,7 +277,7 @@ kernelAVX512Rows_store:
 	ADDQ R9, DI
 	VADDPS 0(DI), Z22, Z22
 	VADDPS 64(DI), Z23, Z23
-	MOVQ c+40(FP), DI
+	MOVQ R15, DI
 kernelAVX512Rows_overwrite:
 	VMOVUPS Z0, 0(DI)
 	VMOVUPS Z1, 64(DI)
@@ -302,22 +314,29 @@ kernelAVX512Rows_overwrite:
 	ADDQ R9, DI
 	VMOVUPS Z22, 0(DI)
 	VMOVUPS Z23, 64(DI)
+	ADDQ $128, R14
+	ADDQ $128, R15
+	DECQ BX
+	JNE kernelAVX512Rows_tile
 	VZEROUPPER
 	RET
 
-// func kernelAVX2Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
-TEXT ·kernelAVX2Cols(SB), NOSPLIT, $0-64
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+24(FP), DX
+// func kernelAVX2x6Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX2x6Cols(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
-	MOVQ c+40(FP), DI
+	MOVQ c+40(FP), R15
 	MOVQ ldc+48(FP), R9
 	SHLQ $2, R9
 	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
 	MOVQ lda+16(FP), R11
 	SHLQ $2, R11
+kernelAVX2x6Cols_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ R14, DX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -331,8 +350,8 @@ TEXT ·kernelAVX2Cols(SB), NOSPLIT, $0-64
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
 	TESTQ CX, CX
-	JE kernelAVX2Cols_store
-kernelAVX2Cols_loop:
+	JE kernelAVX2x6Cols_store
+kernelAVX2x6Cols_loop:
 	VMOVUPS 0(DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS 0(SI), Y14
@@ -356,10 +375,11 @@ kernelAVX2Cols_loop:
 	ADDQ R11, SI
 	ADDQ R8, DX
 	DECQ CX
-	JNE kernelAVX2Cols_loop
-kernelAVX2Cols_store:
+	JNE kernelAVX2x6Cols_loop
+kernelAVX2x6Cols_store:
+	MOVQ R15, DI
 	TESTQ R10, R10
-	JE kernelAVX2Cols_overwrite
+	JE kernelAVX2x6Cols_overwrite
 	VADDPS 0(DI), Y0, Y0
 	VADDPS 32(DI), Y1, Y1
 	ADDQ R9, DI
@@ -377,8 +397,8 @@ kernelAVX2Cols_store:
 	ADDQ R9, DI
 	VADDPS 0(DI), Y10, Y10
 	VADDPS 32(DI), Y11, Y11
-	MOVQ c+40(FP), DI
-kernelAVX2Cols_overwrite:
+	MOVQ R15, DI
+kernelAVX2x6Cols_overwrite:
 	VMOVUPS Y0, 0(DI)
 	VMOVUPS Y1, 32(DI)
 	ADDQ R9, DI
@@ -396,25 +416,31 @@ kernelAVX2Cols_overwrite:
 	ADDQ R9, DI
 	VMOVUPS Y10, 0(DI)
 	VMOVUPS Y11, 32(DI)
+	ADDQ $64, R14
+	ADDQ $64, R15
+	DECQ BX
+	JNE kernelAVX2x6Cols_tile
 	VZEROUPPER
 	RET
 
-// func kernelAVX2Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)
-TEXT ·kernelAVX2Rows(SB), NOSPLIT, $0-64
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+24(FP), DX
+// func kernelAVX2x6Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX2x6Rows(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
-	MOVQ c+40(FP), DI
+	MOVQ c+40(FP), R15
 	MOVQ ldc+48(FP), R9
 	SHLQ $2, R9
 	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
 	MOVQ lda+16(FP), R11
 	SHLQ $2, R11
 	LEAQ (R11)(R11*2), R12
+kernelAVX2x6Rows_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
 	LEAQ (SI)(R11*4), R13
-	LEAQ (R13)(R11*4), AX
+	MOVQ R14, DX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -428,8 +454,8 @@ TEXT ·kernelAVX2Rows(SB), NOSPLIT, $0-64
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
 	TESTQ CX, CX
-	JE kernelAVX2Rows_store
-kernelAVX2Rows_loop:
+	JE kernelAVX2x6Rows_store
+kernelAVX2x6Rows_loop:
 	VMOVUPS 0(DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS (SI), Y14
@@ -452,13 +478,13 @@ kernelAVX2Rows_loop:
 	VFMADD231PS Y14, Y13, Y11
 	ADDQ $4, SI
 	ADDQ $4, R13
-	ADDQ $4, AX
 	ADDQ R8, DX
 	DECQ CX
-	JNE kernelAVX2Rows_loop
-kernelAVX2Rows_store:
+	JNE kernelAVX2x6Rows_loop
+kernelAVX2x6Rows_store:
+	MOVQ R15, DI
 	TESTQ R10, R10
-	JE kernelAVX2Rows_overwrite
+	JE kernelAVX2x6Rows_overwrite
 	VADDPS 0(DI), Y0, Y0
 	VADDPS 32(DI), Y1, Y1
 	ADDQ R9, DI
@@ -476,8 +502,8 @@ kernelAVX2Rows_store:
 	ADDQ R9, DI
 	VADDPS 0(DI), Y10, Y10
 	VADDPS 32(DI), Y11, Y11
-	MOVQ c+40(FP), DI
-kernelAVX2Rows_overwrite:
+	MOVQ R15, DI
+kernelAVX2x6Rows_overwrite:
 	VMOVUPS Y0, 0(DI)
 	VMOVUPS Y1, 32(DI)
 	ADDQ R9, DI
@@ -495,5 +521,355 @@ kernelAVX2Rows_overwrite:
 	ADDQ R9, DI
 	VMOVUPS Y10, 0(DI)
 	VMOVUPS Y11, 32(DI)
+	ADDQ $64, R14
+	ADDQ $64, R15
+	DECQ BX
+	JNE kernelAVX2x6Rows_tile
+	VZEROUPPER
+	RET
+
+// func kernelAVX2x5Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX2x5Cols(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
+	MOVQ ldb+32(FP), R8
+	SHLQ $2, R8
+	MOVQ c+40(FP), R15
+	MOVQ ldc+48(FP), R9
+	SHLQ $2, R9
+	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
+	MOVQ lda+16(FP), R11
+	SHLQ $2, R11
+kernelAVX2x5Cols_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ R14, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	TESTQ CX, CX
+	JE kernelAVX2x5Cols_store
+kernelAVX2x5Cols_loop:
+	VMOVUPS 0(DX), Y10
+	VMOVUPS 32(DX), Y11
+	VBROADCASTSS 0(SI), Y12
+	VFMADD231PS Y12, Y10, Y0
+	VFMADD231PS Y12, Y11, Y1
+	VBROADCASTSS 4(SI), Y12
+	VFMADD231PS Y12, Y10, Y2
+	VFMADD231PS Y12, Y11, Y3
+	VBROADCASTSS 8(SI), Y12
+	VFMADD231PS Y12, Y10, Y4
+	VFMADD231PS Y12, Y11, Y5
+	VBROADCASTSS 12(SI), Y12
+	VFMADD231PS Y12, Y10, Y6
+	VFMADD231PS Y12, Y11, Y7
+	VBROADCASTSS 16(SI), Y12
+	VFMADD231PS Y12, Y10, Y8
+	VFMADD231PS Y12, Y11, Y9
+	ADDQ R11, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNE kernelAVX2x5Cols_loop
+kernelAVX2x5Cols_store:
+	MOVQ R15, DI
+	TESTQ R10, R10
+	JE kernelAVX2x5Cols_overwrite
+	VADDPS 0(DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	ADDQ R9, DI
+	VADDPS 0(DI), Y2, Y2
+	VADDPS 32(DI), Y3, Y3
+	ADDQ R9, DI
+	VADDPS 0(DI), Y4, Y4
+	VADDPS 32(DI), Y5, Y5
+	ADDQ R9, DI
+	VADDPS 0(DI), Y6, Y6
+	VADDPS 32(DI), Y7, Y7
+	ADDQ R9, DI
+	VADDPS 0(DI), Y8, Y8
+	VADDPS 32(DI), Y9, Y9
+	MOVQ R15, DI
+kernelAVX2x5Cols_overwrite:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y2, 0(DI)
+	VMOVUPS Y3, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y6, 0(DI)
+	VMOVUPS Y7, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y8, 0(DI)
+	VMOVUPS Y9, 32(DI)
+	ADDQ $64, R14
+	ADDQ $64, R15
+	DECQ BX
+	JNE kernelAVX2x5Cols_tile
+	VZEROUPPER
+	RET
+
+// func kernelAVX2x5Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX2x5Rows(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
+	MOVQ ldb+32(FP), R8
+	SHLQ $2, R8
+	MOVQ c+40(FP), R15
+	MOVQ ldc+48(FP), R9
+	SHLQ $2, R9
+	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
+	MOVQ lda+16(FP), R11
+	SHLQ $2, R11
+	LEAQ (R11)(R11*2), R12
+kernelAVX2x5Rows_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	LEAQ (SI)(R11*4), R13
+	MOVQ R14, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	TESTQ CX, CX
+	JE kernelAVX2x5Rows_store
+kernelAVX2x5Rows_loop:
+	VMOVUPS 0(DX), Y10
+	VMOVUPS 32(DX), Y11
+	VBROADCASTSS (SI), Y12
+	VFMADD231PS Y12, Y10, Y0
+	VFMADD231PS Y12, Y11, Y1
+	VBROADCASTSS (SI)(R11*1), Y12
+	VFMADD231PS Y12, Y10, Y2
+	VFMADD231PS Y12, Y11, Y3
+	VBROADCASTSS (SI)(R11*2), Y12
+	VFMADD231PS Y12, Y10, Y4
+	VFMADD231PS Y12, Y11, Y5
+	VBROADCASTSS (SI)(R12*1), Y12
+	VFMADD231PS Y12, Y10, Y6
+	VFMADD231PS Y12, Y11, Y7
+	VBROADCASTSS (R13), Y12
+	VFMADD231PS Y12, Y10, Y8
+	VFMADD231PS Y12, Y11, Y9
+	ADDQ $4, SI
+	ADDQ $4, R13
+	ADDQ R8, DX
+	DECQ CX
+	JNE kernelAVX2x5Rows_loop
+kernelAVX2x5Rows_store:
+	MOVQ R15, DI
+	TESTQ R10, R10
+	JE kernelAVX2x5Rows_overwrite
+	VADDPS 0(DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	ADDQ R9, DI
+	VADDPS 0(DI), Y2, Y2
+	VADDPS 32(DI), Y3, Y3
+	ADDQ R9, DI
+	VADDPS 0(DI), Y4, Y4
+	VADDPS 32(DI), Y5, Y5
+	ADDQ R9, DI
+	VADDPS 0(DI), Y6, Y6
+	VADDPS 32(DI), Y7, Y7
+	ADDQ R9, DI
+	VADDPS 0(DI), Y8, Y8
+	VADDPS 32(DI), Y9, Y9
+	MOVQ R15, DI
+kernelAVX2x5Rows_overwrite:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y2, 0(DI)
+	VMOVUPS Y3, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y6, 0(DI)
+	VMOVUPS Y7, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y8, 0(DI)
+	VMOVUPS Y9, 32(DI)
+	ADDQ $64, R14
+	ADDQ $64, R15
+	DECQ BX
+	JNE kernelAVX2x5Rows_tile
+	VZEROUPPER
+	RET
+
+// func kernelAVX2x4Cols(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX2x4Cols(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
+	MOVQ ldb+32(FP), R8
+	SHLQ $2, R8
+	MOVQ c+40(FP), R15
+	MOVQ ldc+48(FP), R9
+	SHLQ $2, R9
+	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
+	MOVQ lda+16(FP), R11
+	SHLQ $2, R11
+kernelAVX2x4Cols_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ R14, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ CX, CX
+	JE kernelAVX2x4Cols_store
+kernelAVX2x4Cols_loop:
+	VMOVUPS 0(DX), Y8
+	VMOVUPS 32(DX), Y9
+	VBROADCASTSS 0(SI), Y10
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y10, Y9, Y1
+	VBROADCASTSS 4(SI), Y10
+	VFMADD231PS Y10, Y8, Y2
+	VFMADD231PS Y10, Y9, Y3
+	VBROADCASTSS 8(SI), Y10
+	VFMADD231PS Y10, Y8, Y4
+	VFMADD231PS Y10, Y9, Y5
+	VBROADCASTSS 12(SI), Y10
+	VFMADD231PS Y10, Y8, Y6
+	VFMADD231PS Y10, Y9, Y7
+	ADDQ R11, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNE kernelAVX2x4Cols_loop
+kernelAVX2x4Cols_store:
+	MOVQ R15, DI
+	TESTQ R10, R10
+	JE kernelAVX2x4Cols_overwrite
+	VADDPS 0(DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	ADDQ R9, DI
+	VADDPS 0(DI), Y2, Y2
+	VADDPS 32(DI), Y3, Y3
+	ADDQ R9, DI
+	VADDPS 0(DI), Y4, Y4
+	VADDPS 32(DI), Y5, Y5
+	ADDQ R9, DI
+	VADDPS 0(DI), Y6, Y6
+	VADDPS 32(DI), Y7, Y7
+	MOVQ R15, DI
+kernelAVX2x4Cols_overwrite:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y2, 0(DI)
+	VMOVUPS Y3, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y6, 0(DI)
+	VMOVUPS Y7, 32(DI)
+	ADDQ $64, R14
+	ADDQ $64, R15
+	DECQ BX
+	JNE kernelAVX2x4Cols_tile
+	VZEROUPPER
+	RET
+
+// func kernelAVX2x4Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
+TEXT ·kernelAVX2x4Rows(SB), NOSPLIT, $0-72
+	MOVQ b+24(FP), R14
+	MOVQ ldb+32(FP), R8
+	SHLQ $2, R8
+	MOVQ c+40(FP), R15
+	MOVQ ldc+48(FP), R9
+	SHLQ $2, R9
+	MOVQ acc+56(FP), R10
+	MOVQ tiles+64(FP), BX
+	MOVQ lda+16(FP), R11
+	SHLQ $2, R11
+	LEAQ (R11)(R11*2), R12
+kernelAVX2x4Rows_tile:
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ R14, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ CX, CX
+	JE kernelAVX2x4Rows_store
+kernelAVX2x4Rows_loop:
+	VMOVUPS 0(DX), Y8
+	VMOVUPS 32(DX), Y9
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y10, Y9, Y1
+	VBROADCASTSS (SI)(R11*1), Y10
+	VFMADD231PS Y10, Y8, Y2
+	VFMADD231PS Y10, Y9, Y3
+	VBROADCASTSS (SI)(R11*2), Y10
+	VFMADD231PS Y10, Y8, Y4
+	VFMADD231PS Y10, Y9, Y5
+	VBROADCASTSS (SI)(R12*1), Y10
+	VFMADD231PS Y10, Y8, Y6
+	VFMADD231PS Y10, Y9, Y7
+	ADDQ $4, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNE kernelAVX2x4Rows_loop
+kernelAVX2x4Rows_store:
+	MOVQ R15, DI
+	TESTQ R10, R10
+	JE kernelAVX2x4Rows_overwrite
+	VADDPS 0(DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	ADDQ R9, DI
+	VADDPS 0(DI), Y2, Y2
+	VADDPS 32(DI), Y3, Y3
+	ADDQ R9, DI
+	VADDPS 0(DI), Y4, Y4
+	VADDPS 32(DI), Y5, Y5
+	ADDQ R9, DI
+	VADDPS 0(DI), Y6, Y6
+	VADDPS 32(DI), Y7, Y7
+	MOVQ R15, DI
+kernelAVX2x4Rows_overwrite:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y2, 0(DI)
+	VMOVUPS Y3, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ R9, DI
+	VMOVUPS Y6, 0(DI)
+	VMOVUPS Y7, 32(DI)
+	ADDQ $64, R14
+	ADDQ $64, R15
+	DECQ BX
+	JNE kernelAVX2x4Rows_tile
 	VZEROUPPER
 	RET

@@ -121,7 +121,7 @@ func checkAll(transA, transB bool, m, n, k int, a []float32, lda int, b []float3
 
 // setup plans a product: packs B if needed, chooses the K-chunks and sizes the scratch buffers.
 func (t *task) setup(scratch []*Scratch, bpack, part *[]float32, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	kern := current.Load()
+	kern := current.Load().pick(m)
 	*t = task{scratch: scratch, part: part, kern: kern, transA: transA, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
 	t.reduce.t = t
 	mPanels := (m + kern.mr - 1) / kern.mr
@@ -249,15 +249,17 @@ func (t *task) Do(worker, i int) {
 		default:
 			t.packA(apack, i0, rows, k0, kl)
 		}
-		for j0 := 0; j0 < t.n; j0 += nr {
+		// The full tiles of a full panel in one call, straight into C.
+		j0 := 0
+		if full := t.n / nr; rows == mr && full > 0 {
+			kf(kl, a, lda, t.b[k0*t.ldb:], t.ldb, dst[i0*ldd:], ldd, acc, full)
+			j0 = full * nr
+		}
+		for ; j0 < t.n; j0 += nr {
 			cols := min(nr, t.n-j0)
 			b := t.b[k0*t.ldb+j0:]
-			if rows == mr && cols == nr {
-				kf(kl, a, lda, b, t.ldb, dst[i0*ldd+j0:], ldd, acc)
-				continue
-			}
 			// A ragged edge: compute the whole tile aside, keep the part inside C.
-			kf(kl, a, lda, b, t.ldb, tile, nr, false)
+			kf(kl, a, lda, b, t.ldb, tile, nr, false, 1)
 			for r := 0; r < rows; r++ {
 				d := dst[(i0+r)*ldd+j0 : (i0+r)*ldd+j0+cols]
 				s := tile[r*nr : r*nr+cols]

@@ -14,7 +14,9 @@ import (
 // groups (step p's MR floats are contiguous, steps lda floats apart: a packed panel, lda = MR, or a
 // transposed A read in place) or rows (row i's k floats are contiguous, rows lda floats apart: a
 // row-major A read in place). B is row-major with a row stride of ldb floats, C has a row stride of
-// ldc floats. When acc is not zero the tile is added to C, otherwise it overwrites C.
+// ldc floats. When acc is not zero the tile is added to C, otherwise it overwrites C. One call
+// computes tiles such tiles side by side: B and C move NR floats right from one to the next, A is
+// read again for each.
 type kernel struct {
 	name   string
 	mr     int    // rows of the tile: one broadcast of A each
@@ -24,9 +26,14 @@ type kernel struct {
 	bcstOp bool   // AVX-512 can broadcast A straight from memory into the FMA
 }
 
+// The AVX2 kernels come in three heights, so that a product whose M is a multiple of 5 or 4 but not
+// of 6 (the 10 rows of a 3x3x1 convolution's weight gradient, the 32 images of a batch) wastes no
+// rows and packs no ragged panel.
 var kernels = []kernel{
 	{name: "kernelAVX512", mr: 12, vecs: 2, width: 16, reg: "Z", bcstOp: true},
-	{name: "kernelAVX2", mr: 6, vecs: 2, width: 8, reg: "Y"},
+	{name: "kernelAVX2x6", mr: 6, vecs: 2, width: 8, reg: "Y"},
+	{name: "kernelAVX2x5", mr: 5, vecs: 2, width: 8, reg: "Y"},
+	{name: "kernelAVX2x4", mr: 4, vecs: 2, width: 8, reg: "Y"},
 }
 
 // Generate returns the text of kernel_amd64.s.
@@ -52,31 +59,40 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 	if unpacked {
 		name = k.name + "Rows"
 	}
-	off := 8 // frame offset of b, ldb, c, ldc and acc after k, a and lda
-	fmt.Fprintf(s, "\n// func %s(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int)\n", name)
-	fmt.Fprintf(s, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
-	p("MOVQ k+0(FP), CX")
-	p("MOVQ a+8(FP), SI")
-	p("MOVQ b+%d(FP), DX", 16+off)
-	p("MOVQ ldb+%d(FP), R8", 24+off)
+	tileBytes := k.vecs * k.width * 4
+	fmt.Fprintf(s, "\n// func %s(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)\n", name)
+	fmt.Fprintf(s, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	p("MOVQ b+24(FP), R14") // this tile's B
+	p("MOVQ ldb+32(FP), R8")
 	p("SHLQ $2, R8")
-	p("MOVQ c+%d(FP), DI", 32+off)
-	p("MOVQ ldc+%d(FP), R9", 40+off)
+	p("MOVQ c+40(FP), R15") // this tile's C
+	p("MOVQ ldc+48(FP), R9")
 	p("SHLQ $2, R9")
-	p("MOVQ acc+%d(FP), R10", 48+off)
+	p("MOVQ acc+56(FP), R10")
+	p("MOVQ tiles+64(FP), BX")
+	p("MOVQ lda+16(FP), R11")
+	p("SHLQ $2, R11")
 	// Unpacked rows: 0-3 from SI with index registers R11 = lda and R12 = 3·lda (bytes), 4-7 from
 	// R13 = SI + 4·lda, 8-11 from AX = SI + 8·lda.
 	rowAddr := func(r int) string { return fmt.Sprintf("%d(SI)", r*4) }
-	p("MOVQ lda+16(FP), R11")
-	p("SHLQ $2, R11")
 	if unpacked {
 		p("LEAQ (R11)(R11*2), R12")
-		p("LEAQ (SI)(R11*4), R13")
-		p("LEAQ (R13)(R11*4), AX")
 		bases := []string{"SI", "R13", "AX"}
 		index := []string{"", "(R11*1)", "(R11*2)", "(R12*1)"}
 		rowAddr = func(r int) string { return fmt.Sprintf("(%s)%s", bases[r/4], index[r%4]) }
 	}
+	fmt.Fprintf(s, "%s_tile:\n", name)
+	p("MOVQ k+0(FP), CX")
+	p("MOVQ a+8(FP), SI")
+	if unpacked {
+		if k.mr > 4 {
+			p("LEAQ (SI)(R11*4), R13")
+		}
+		if k.mr > 8 {
+			p("LEAQ (R13)(R11*4), AX")
+		}
+	}
+	p("MOVQ R14, DX")
 	for r := 0; r < k.mr; r++ {
 		for v := 0; v < k.vecs; v++ {
 			p("VXORPS %s, %s, %s", acc(r, v), acc(r, v), acc(r, v))
@@ -102,8 +118,12 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 	}
 	if unpacked {
 		p("ADDQ $4, SI")
-		p("ADDQ $4, R13")
-		p("ADDQ $4, AX")
+		if k.mr > 4 {
+			p("ADDQ $4, R13")
+		}
+		if k.mr > 8 {
+			p("ADDQ $4, AX")
+		}
 	} else {
 		p("ADDQ R11, SI")
 	}
@@ -111,6 +131,7 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 	p("DECQ CX")
 	p("JNE %s_loop", name)
 	fmt.Fprintf(s, "%s_store:\n", name)
+	p("MOVQ R15, DI")
 	p("TESTQ R10, R10")
 	p("JE %s_overwrite", name)
 	for r := 0; r < k.mr; r++ {
@@ -121,7 +142,7 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 			p("ADDQ R9, DI")
 		}
 	}
-	p("MOVQ c+%d(FP), DI", 32+off)
+	p("MOVQ R15, DI")
 	fmt.Fprintf(s, "%s_overwrite:\n", name)
 	for r := 0; r < k.mr; r++ {
 		for v := 0; v < k.vecs; v++ {
@@ -131,6 +152,10 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 			p("ADDQ R9, DI")
 		}
 	}
+	p("ADDQ $%d, R14", tileBytes)
+	p("ADDQ $%d, R15", tileBytes)
+	p("DECQ BX")
+	p("JNE %s_tile", name)
 	p("VZEROUPPER")
 	p("RET")
 }
