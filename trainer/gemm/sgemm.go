@@ -14,8 +14,9 @@ const (
 	splitTiles = 16
 	splitK     = 512
 	maxChunks  = 16
-	// panelsPerTask groups row panels into one task when there are many, to keep scheduling cheap.
-	panelsPerTask = 8
+	// kBlock is how many steps of K a task takes through all its panels at once: a block of B of
+	// kBlock rows (64 KiB for 64 columns) stays in the core's L2 cache while the panels reuse it.
+	kBlock = 256
 )
 
 // Workspace holds the scratch memory and the thread pool of products. It grows to the largest
@@ -139,13 +140,17 @@ func (t *task) setup(scratch []*Scratch, bpack, part *[]float32, transA, transB 
 	if t.chunks > 1 {
 		*part = grow(*part, t.chunks*m*n)
 	}
-	t.panelsPerTask = 1
-	if mPanels > 4*panelsPerTask {
-		t.panelsPerTask = panelsPerTask
+	// Panels are grouped into tasks: few groups reuse each block of B for more panels, two per
+	// thread leave work to take over from a thread whose core is busy elsewhere. How panels are
+	// grouped does not change any element's arithmetic, so it may depend on the thread count.
+	groups := max(1, (2*len(scratch)+t.chunks-1)/t.chunks)
+	if len(scratch) == 1 {
+		groups = 1
 	}
+	t.panelsPerTask = (mPanels + min(groups, mPanels) - 1) / min(groups, mPanels)
 	t.groups = (mPanels + t.panelsPerTask - 1) / t.panelsPerTask
 	for _, s := range scratch {
-		s.apack = grow(s.apack, kern.mr*t.kc)
+		s.apack = grow(s.apack, kern.mr*min(t.kc, kBlock))
 		s.tile = grow(s.tile, kern.mr*kern.nr)
 	}
 }
@@ -225,17 +230,27 @@ type task struct {
 func (t *task) Do(worker, i int) {
 	g, chunk := i%t.groups, i/t.groups
 	k0 := chunk * t.kc
-	kl := min(t.kc, t.k-k0)
-	mr, nr := t.kern.mr, t.kern.nr
-	apack := t.scratch[worker].apack[:mr*kl]
-	tile := t.scratch[worker].tile
+	k1 := min(k0+t.kc, t.k)
 	// Where this chunk's result goes: C itself, or the chunk's own partial product.
 	dst, ldd, acc := t.c, t.ldc, t.beta == 1
 	if t.chunks > 1 {
 		dst, ldd, acc = (*t.part)[chunk*t.m*t.n:(chunk+1)*t.m*t.n], t.n, false
 	}
 	p0 := g * t.panelsPerTask
-	p1 := min(p0+t.panelsPerTask, (t.m+mr-1)/mr)
+	p1 := min(p0+t.panelsPerTask, (t.m+t.kern.mr-1)/t.kern.mr)
+	// The chunk in blocks of kBlock steps, each block through every panel of the task, so that the
+	// block's part of B is read from memory once and then from cache; every block after the first
+	// adds to what the previous ones left in dst.
+	for kb := k0; kb < k1; kb += kBlock {
+		t.block(worker, p0, p1, kb, min(kBlock, k1-kb), dst, ldd, acc || kb > k0)
+	}
+}
+
+// block computes steps [k0, k0+kl) of panels [p0, p1) into dst.
+func (t *task) block(worker, p0, p1, k0, kl int, dst []float32, ldd int, acc bool) {
+	mr, nr := t.kern.mr, t.kern.nr
+	apack := t.scratch[worker].apack[:mr*kl]
+	tile := t.scratch[worker].tile
 	for panel := p0; panel < p1; panel++ {
 		i0 := panel * mr
 		rows := min(mr, t.m-i0)
