@@ -33,15 +33,24 @@ type kernelSet struct {
 	heights []*microKernel
 }
 
-// pick chooses the micro-kernel for a product of m rows: the one that computes the fewest rows
-// beyond m (a ragged panel costs a whole one and a packing), the tallest on a tie, since a taller
-// tile reuses each load of B for more rows. It depends on m alone, so a product's result does not
-// depend on the thread count.
+// pick chooses the micro-kernel for a product of m rows. Taller tiles reuse each load of B for more
+// rows, and a 4-row tile keeps too few FMAs in flight to hide their latency, so: the tallest
+// kernel that divides m, if one of 5 rows or more does; else, when m is large enough for one
+// ragged panel not to matter, the tallest; else (a few panels, where a ragged one is packed and
+// partly wasted) the one that pads the fewest rows. The choice depends on m alone, so a product's
+// result does not depend on the thread count.
 func (s *kernelSet) pick(m int) *microKernel {
+	for _, k := range s.heights {
+		if k.mr >= 5 && m%k.mr == 0 {
+			return k
+		}
+	}
+	if m >= 64 {
+		return s.heights[0]
+	}
 	best, waste := s.heights[0], -1
 	for _, k := range s.heights {
-		w := (m+k.mr-1)/k.mr*k.mr - m
-		if waste < 0 || w < waste {
+		if w := (m+k.mr-1)/k.mr*k.mr - m; waste < 0 || w < waste {
 			best, waste = k, w
 		}
 	}

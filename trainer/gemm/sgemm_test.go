@@ -181,3 +181,22 @@ func TestAssemblyIsGenerated(t *testing.T) {
 		t.Error("kernel_amd64.s is stale: run `go generate ./trainer/gemm`")
 	}
 }
+
+// TestPickHeights pins the AVX2 tile height chosen for the reference model's shapes.
+func TestPickHeights(t *testing.T) {
+	set := kernels[AVX2]
+	if set == nil {
+		t.Skipf("no AVX2 kernels on this CPU or build (kernels: %v); the rule is the same code for every set", Available())
+	}
+	for m, want := range map[int]int{
+		10:  5,          // Fashion-MNIST's 3x3x1 weight gradient: exact in two 5-row panels
+		28:  4,          // CIFAR-10's 3x3x3 weight gradient: 7 panels of 4, no ragged one to pack
+		32:  4,          // a batch of 32 in the dense forward pass
+		900: 6, 7200: 6, // exact in 6
+		676: 6, 5408: 6, // long: one ragged panel does not matter
+	} {
+		if got := set.pick(m).mr; got != want {
+			t.Errorf("pick(%d) = %d rows, want %d", m, got, want)
+		}
+	}
+}
