@@ -56,9 +56,6 @@ func (l *Conv2D) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int 
 	l.bias = Param{Name: "bias", Value: l.wb[kw:], Grad: l.gwb[kw:]}
 	rows := l.oh * l.ow
 	l.patches = make([]float32, maxBatch*rows*l.k)
-	for r := l.k - 1; r < len(l.patches); r += l.k {
-		l.patches[r] = 1
-	}
 	l.dpatches = make([]float32, e.Pool.Threads()*rows*(l.k-1))
 	out := []int{l.oh, l.ow, f}
 	l.inShape, l.outShape = append([]int(nil), in...), out
@@ -92,14 +89,7 @@ func (t *convForward) Do(worker, i int) {
 	rows, f := l.oh*l.ow, l.Filters
 	x := t.x[i*l.h*l.w*l.c : (i+1)*l.h*l.w*l.c]
 	p := l.patches[i*rows*l.k : (i+1)*rows*l.k]
-	// im2col: for each output row and kernel row, the patches' segments are input runs of span
-	// floats, one input pixel apart. The column of ones after them was set by Build.
-	span := l.KW * l.c
-	for oy := 0; oy < l.oh; oy++ {
-		for ky := 0; ky < l.KH; ky++ {
-			vec.CopyStrided(p[oy*l.ow*l.k+ky*span:], l.k, x[(oy+ky)*l.w*l.c:], l.c, l.ow, span)
-		}
-	}
+	vec.Patches(p, x, l.h, l.w, l.c, l.KH, l.KW)
 	y := l.y.Data[i*rows*f : (i+1)*rows*f]
 	gemm.SgemmSerial(l.e.WS.Scratch(worker), false, false, rows, f, l.k, p, l.k, l.wb, f, 0, y, f)
 	if l.Act == ReLU {

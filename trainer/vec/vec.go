@@ -135,29 +135,6 @@ func Max4Grad(da, db, dc, dd, g, y, a, b, c, d []float32) {
 	}
 }
 
-// CopyStrided copies n segments of seg floats: segment i goes from src[i*srcStride:] to
-// dst[i*dstStride:]. It is the im2col of a convolution: one output row's patches, one kernel row.
-func CopyStrided(dst []float32, dstStride int, src []float32, srcStride, n, seg int) {
-	if n <= 0 || seg <= 0 {
-		return
-	}
-	if (n-1)*dstStride+seg > len(dst) || (n-1)*srcStride+seg > len(src) {
-		panic(fmt.Sprintf("vec: CopyStrided: %d segments of %d with strides %d and %d overrun %d and %d floats", n, seg, dstStride, srcStride, len(dst), len(src)))
-	}
-	switch {
-	case seg > 16:
-	case level == simd.AVX512:
-		copyStridedAVX512(&dst[0], dstStride, &src[0], srcStride, n, seg)
-		return
-	case level == simd.AVX2:
-		copyStridedAVX2(&dst[0], dstStride, &src[0], srcStride, n, seg)
-		return
-	}
-	for i := 0; i < n; i++ {
-		copy(dst[i*dstStride:i*dstStride+seg], src[i*srcStride:i*srcStride+seg])
-	}
-}
-
 // MaxPool2Row computes one output row of 2x2 max pooling over channels-last pixels: y holds ow
 // pixels of c channels, xTop and xBot the two input rows (at least 2·ow pixels each). Output pixel
 // j is Max4 of input pixels 2j and 2j+1 of both rows.
@@ -233,5 +210,45 @@ func transposeGo(dst []float32, ldd int, src []float32, lds int, r0, r1, c0, c1 
 				}
 			}
 		}
+	}
+}
+
+// Patches writes the im2col matrix of a valid, stride-1 convolution of one channels-last image x
+// (h x w x c) with kh x kw kernels: row oy·ow+ox of dst holds the kh segments of kw·c input floats
+// under that output pixel's window, one after another, then a 1 (the bias's column), so rows are
+// kh·kw·c+1 floats long and follow each other without gaps. It writes nothing past the last row.
+func Patches(dst, x []float32, h, w, c, kh, kw int) {
+	oh, ow := h-kh+1, w-kw+1
+	span := kw * c
+	k := kh*span + 1
+	if oh <= 0 || ow <= 0 || c <= 0 {
+		return
+	}
+	if len(dst) < oh*ow*k || len(x) < h*w*c {
+		panic(fmt.Sprintf("vec: Patches: %dx%dx%d image with %dx%d kernels needs %d and %d floats, have %d and %d", h, w, c, kh, kw, h*w*c, oh*ow*k, len(x), len(dst)))
+	}
+	done := 0
+	if level >= simd.AVX2 && span <= 16 {
+		// The AVX-512 level takes these too: they are as fast there. The assembly's last store of
+		// a row ends at most 8 or 16 floats after the row's last segment starts; rows whose stores
+		// would run past the matrix are left to the loop below.
+		store := 8
+		if span > 8 {
+			store = 16
+		}
+		if room := oh*ow*k - (kh-1)*span - store; room >= 0 {
+			done = min(oh*ow, room/k+1)
+		}
+		if done > 0 {
+			patchesAVX2(&dst[0], &x[0], w, c, span, kh, ow, done)
+		}
+	}
+	for r := done; r < oh*ow; r++ {
+		oy, ox := r/ow, r%ow
+		row := dst[r*k : (r+1)*k]
+		for ky := 0; ky < kh; ky++ {
+			copy(row[ky*span:(ky+1)*span], x[((oy+ky)*w+ox)*c:])
+		}
+		row[k-1] = 1
 	}
 }

@@ -15,9 +15,6 @@ func max4AVX512(dst, a, b, c, d *float32, n int)
 func max4GradAVX512(da, db, dc, dd, grad, y, a, b, c, d *float32, n int)
 
 //go:noescape
-func copyStridedAVX512(dst *float32, dstStride int, src *float32, srcStride, n, seg int)
-
-//go:noescape
 func poolRowAVX512(y, xTop, xBot *float32, c, ow int)
 
 //go:noescape
@@ -36,9 +33,6 @@ func max4AVX2(dst, a, b, c, d *float32, n int)
 func max4GradAVX2(da, db, dc, dd, grad, y, a, b, c, d *float32, n int)
 
 //go:noescape
-func copyStridedAVX2(dst *float32, dstStride int, src *float32, srcStride, n, seg int)
-
-//go:noescape
 func poolRowAVX2(y, xTop, xBot *float32, c, ow int)
 
 //go:noescape
@@ -46,3 +40,6 @@ func poolGradRowAVX2(dxTop, dxBot, dy, y, xTop, xBot *float32, c, ow int)
 
 //go:noescape
 func transposeAVX2(dst *float32, ldd int, src *float32, lds int, rowBlocks, colBlocks int)
+
+//go:noescape
+func patchesAVX2(dst *float32, x *float32, w, c, span, kh, ow, pixels int)

@@ -113,32 +113,6 @@ maxgrad_loop:
 	VZEROUPPER
 	RET
 
-// func copyStridedAVX512(dst *float32, dstStride int, src *float32, srcStride, n, seg int)
-// Each segment is one masked load and store (seg <= 16); masked-out lanes are never touched.
-TEXT ·copyStridedAVX512(SB), NOSPLIT, $0-48
-	MOVQ  dst+0(FP), DI
-	MOVQ  dstStride+8(FP), R8
-	SHLQ  $2, R8
-	MOVQ  src+16(FP), SI
-	MOVQ  srcStride+24(FP), R9
-	SHLQ  $2, R9
-	MOVQ  n+32(FP), DX
-	MOVQ  seg+40(FP), CX
-	MOVQ  $1, AX
-	SHLQ  CX, AX
-	DECQ  AX
-	KMOVW AX, K1
-
-copy_loop:
-	VMOVUPS.Z (SI), K1, Z0
-	VMOVUPS   Z0, K1, (DI)
-	ADDQ      R9, SI
-	ADDQ      R8, DI
-	DECQ      DX
-	JNE       copy_loop
-	VZEROUPPER
-	RET
-
 // func poolRowAVX512(y, xTop, xBot *float32, c, ow int)
 // One output row of 2x2 max pooling, channels last: c (a multiple of 16) channels, ow outputs.
 TEXT ·poolRowAVX512(SB), NOSPLIT, $0-40

@@ -125,60 +125,6 @@ DATA masks<>+48(SB)/8, $0
 DATA masks<>+56(SB)/8, $0
 GLOBL masks<>(SB), RODATA|NOPTR, $64
 
-// func copyStridedAVX2(dst *float32, dstStride int, src *float32, srcStride, n, seg int)
-// Each segment (seg <= 16) is two masked loads and stores of 8 lanes; masked-out lanes are never
-// touched.
-TEXT ·copyStridedAVX2(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DI
-	MOVQ dstStride+8(FP), R8
-	SHLQ $2, R8
-	MOVQ src+16(FP), SI
-	MOVQ srcStride+24(FP), R9
-	SHLQ $2, R9
-	MOVQ n+32(FP), DX
-	MOVQ seg+40(FP), CX
-
-	// Y14: the first min(seg, 8) lanes; Y15: lanes 8 up to seg.
-	LEAQ    masks<>(SB), AX
-	MOVQ    $8, BX
-	CMPQ    CX, BX
-	CMOVQGT BX, CX // min(seg, 8)
-	SUBQ    CX, BX
-	VMOVDQU (AX)(BX*4), Y14
-	MOVQ    seg+40(FP), CX
-	SUBQ    $8, CX
-	MOVQ    $0, BX
-	CMPQ    CX, BX
-	CMOVQLT BX, CX // max(seg-8, 0)
-	MOVQ    $8, BX
-	SUBQ    CX, BX
-	VMOVDQU (AX)(BX*4), Y15
-	MOVQ    seg+40(FP), CX
-	CMPQ    CX, $8
-	JGT     copy2_long
-
-copy2_short:
-	VMASKMOVPS (SI), Y14, Y0
-	VMASKMOVPS Y0, Y14, (DI)
-	ADDQ       R9, SI
-	ADDQ       R8, DI
-	DECQ       DX
-	JNE        copy2_short
-	VZEROUPPER
-	RET
-
-copy2_long:
-	VMOVUPS    (SI), Y0
-	VMASKMOVPS 32(SI), Y15, Y1
-	VMOVUPS    Y0, (DI)
-	VMASKMOVPS Y1, Y15, 32(DI)
-	ADDQ       R9, SI
-	ADDQ       R8, DI
-	DECQ       DX
-	JNE        copy2_long
-	VZEROUPPER
-	RET
-
 // func poolRowAVX2(y, xTop, xBot *float32, c, ow int)
 // One output row of 2x2 max pooling, channels last: c (a multiple of 8) channels, ow outputs.
 TEXT ·poolRowAVX2(SB), NOSPLIT, $0-40
@@ -331,5 +277,80 @@ tr_block:
 	ADDQ      $32, DI          // go 8 destination columns right
 	DECQ      R12
 	JNE       tr_rowblock
+	VZEROUPPER
+	RET
+
+// func patchesAVX2(dst *float32, x *float32, w, c, span, kh, ow, pixels int)
+// The first pixels rows of a convolution's patch matrix (see Patches), span <= 16: each segment is
+// a masked load (never reading past it) and whole 8-float stores, in increasing address order, so
+// that what a store writes past its segment is overwritten by the next segment, the row's 1 or the
+// next row. The caller does the last row, whose stores would run past the matrix.
+TEXT ·patchesAVX2(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), R8
+	MOVQ c+24(FP), R9
+	SHLQ $2, R9          // a pixel, in bytes
+	IMULQ R9, R8         // an input row, in bytes
+	MOVQ span+32(FP), R13
+	MOVQ kh+40(FP), R11
+	MOVQ R13, R10
+	IMULQ R11, R10
+	INCQ R10
+	SHLQ $2, R10         // a patch row: kh·span+1 floats, in bytes
+	SHLQ $2, R13         // a segment, in bytes
+	MOVQ ow+48(FP), CX
+	MOVQ w+16(FP), R15
+	SUBQ CX, R15
+	IMULQ R9, R15        // from past a row's last window to the next row's first
+	MOVQ pixels+56(FP), DX
+
+	// Y14: the segment's first min(span, 8) lanes; Y15: lanes 8 up to span.
+	LEAQ    masks<>(SB), AX
+	MOVQ    span+32(FP), R12
+	MOVQ    $8, BX
+	CMPQ    R12, BX
+	CMOVQGT BX, R12
+	SUBQ    R12, BX
+	VMOVDQU (AX)(BX*4), Y14
+	MOVQ    span+32(FP), R12
+	SUBQ    $8, R12
+	MOVQ    $0, BX
+	CMPQ    R12, BX
+	CMOVQLT BX, R12
+	MOVQ    $8, BX
+	SUBQ    R12, BX
+	VMOVDQU (AX)(BX*4), Y15
+	MOVQ    span+32(FP), R14
+
+patch_pixel:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ R11, R12
+
+patch_segment:
+	VMASKMOVPS (AX), Y14, Y0
+	VMOVUPS    Y0, (BX)
+	CMPQ       R14, $8
+	JLE        patch_next
+	VMASKMOVPS 32(AX), Y15, Y1
+	VMOVUPS    Y1, 32(BX)
+
+patch_next:
+	ADDQ R8, AX
+	ADDQ R13, BX
+	DECQ R12
+	JNE  patch_segment
+	MOVL $0x3f800000, (BX) // the bias's column
+	ADDQ R10, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNE  patch_same_row
+	ADDQ R15, SI
+	MOVQ ow+48(FP), CX
+
+patch_same_row:
+	DECQ DX
+	JNE  patch_pixel
 	VZEROUPPER
 	RET

@@ -99,38 +99,6 @@ func TestMax4GradRoutesOnce(t *testing.T) {
 	}
 }
 
-// TestCopyStrided compares both versions on every segment length the assembly takes and on
-// overlapping source segments (as im2col reads them), leaving the gaps untouched.
-func TestCopyStrided(t *testing.T) {
-	defer Use(simd.Best())
-	rng := rand.New(rand.NewPCG(1, 1))
-	src := randTies(rng, 500)
-	for seg := 1; seg <= 20; seg++ {
-		for _, strides := range [][2]int{{seg, 3}, {seg + 5, seg}, {28, 3}} {
-			var want []float32
-			for _, l := range levels() {
-				Use(l)
-				dst := make([]float32, 400)
-				for i := range dst {
-					dst[i] = -7
-				}
-				CopyStrided(dst, strides[0], src[1:], strides[1], 9, seg)
-				if want == nil {
-					want = dst
-				}
-				same(t, "CopyStrided", want, dst)
-				for i := 0; i < 9; i++ {
-					for j := 0; j < seg; j++ {
-						if dst[i*strides[0]+j] != src[1+i*strides[1]+j] {
-							t.Fatalf("level %v seg %d strides %v: segment %d element %d not copied", l, seg, strides, i, j)
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
 // TestMaxPool2Row compares both versions of the row functions, on channel counts the assembly
 // takes (multiples of 8 or 16) and ones it leaves to Go.
 func TestMaxPool2Row(t *testing.T) {
@@ -193,6 +161,50 @@ func TestTranspose(t *testing.T) {
 					if math.Float32bits(dst[j*ldd+i]) != math.Float32bits(want) {
 						t.Fatalf("level %v %dx%d: dst[%d][%d] = %v, want %v", l, rows, cols, j, i, dst[j*ldd+i], want)
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestPatches compares every level with the definition, on channel counts whose segments take one
+// register, two, or more than the assembly handles, and checks that nothing past the matrix is
+// written.
+func TestPatches(t *testing.T) {
+	defer Use(simd.Best())
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, sh := range [][5]int{{28, 28, 1, 3, 3}, {32, 32, 3, 3, 3}, {9, 7, 2, 3, 3}, {6, 5, 5, 3, 3}, {5, 6, 8, 2, 2}, {4, 4, 7, 3, 3}, {3, 3, 1, 3, 3}, {3, 4, 1, 3, 3}, {3, 3, 1, 1, 1}, {9, 2, 1, 1, 2}, {2, 9, 3, 1, 1}} {
+		h, w, c, kh, kw := sh[0], sh[1], sh[2], sh[3], sh[4]
+		oh, ow, k := h-kh+1, w-kw+1, kh*kw*c+1
+		x := randTies(rng, h*w*c)
+		for i := range x {
+			x[i] += float32(i) // distinct values, so a misplaced copy shows
+		}
+		for _, l := range levels() {
+			Use(l)
+			dst := make([]float32, oh*ow*k+8)
+			for i := range dst {
+				dst[i] = -7
+			}
+			Patches(dst[:oh*ow*k], x, h, w, c, kh, kw)
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					row := dst[(oy*ow+ox)*k : (oy*ow+ox+1)*k]
+					for ky := 0; ky < kh; ky++ {
+						for j := 0; j < kw*c; j++ {
+							if want := x[((oy+ky)*w+ox)*c+j]; row[ky*kw*c+j] != want {
+								t.Fatalf("level %v %v: pixel (%d,%d) segment %d float %d = %v, want %v", l, sh, oy, ox, ky, j, row[ky*kw*c+j], want)
+							}
+						}
+					}
+					if row[k-1] != 1 {
+						t.Fatalf("level %v %v: pixel (%d,%d) has bias column %v", l, sh, oy, ox, row[k-1])
+					}
+				}
+			}
+			for i := oh * ow * k; i < len(dst); i++ {
+				if dst[i] != -7 {
+					t.Fatalf("level %v %v: wrote %v past the matrix at %d", l, sh, dst[i], i)
 				}
 			}
 		}
