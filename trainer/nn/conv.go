@@ -30,6 +30,9 @@ type Conv2D struct {
 
 	fwd convForward
 	bwd convBackward
+	// gradThroughReLU says that the layer after this one hands back gradients to which the ReLU's
+	// gradient is already applied (see NewModel).
+	gradThroughReLU bool
 }
 
 // NewConv2D returns a convolution of filters kh x kw kernels.
@@ -104,16 +107,22 @@ func (l *Conv2D) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
 		panic(fmt.Sprintf("nn: %v: gradient for %d examples after a forward pass of %d", l, n, l.y.Batch()))
 	}
 	l.dz.SetBatch(n)
-	l.bwd.dy, l.bwd.needInput = dy.Data, needInput
+	dz := l.dz.Data
+	if l.gradThroughReLU {
+		dz = dy.Data
+	}
+	l.bwd.dy, l.bwd.dz, l.bwd.needInput = dy.Data, dz, needInput
 	if needInput {
 		l.dx.SetBatch(n)
 	}
-	l.e.Pool.For(n, &l.bwd)
-	l.bwd.dy = nil
+	if needInput || !l.gradThroughReLU {
+		l.e.Pool.For(n, &l.bwd)
+	}
+	l.bwd.dy, l.bwd.dz = nil, nil
 	// The weight gradient of the whole batch in one product, P^T·dZ over every image's pixels: gemm
 	// splits the long inner dimension into fixed chunks and adds them in order.
 	rows := n * l.oh * l.ow
-	gemm.Sgemm(l.e.WS, true, false, l.k, l.Filters, rows, l.patches[:rows*l.k], l.k, l.dz.Data, l.Filters, 0, l.gwb, l.Filters)
+	gemm.Sgemm(l.e.WS, true, false, l.k, l.Filters, rows, l.patches[:rows*l.k], l.k, dz, l.Filters, 0, l.gwb, l.Filters)
 	if !needInput {
 		return nil
 	}
@@ -124,7 +133,7 @@ func (l *Conv2D) Backward(dy *tensor.Tensor, needInput bool) *tensor.Tensor {
 // for, the input gradient.
 type convBackward struct {
 	l         *Conv2D
-	dy        []float32
+	dy, dz    []float32
 	needInput bool
 }
 
@@ -133,10 +142,13 @@ func (t *convBackward) Do(worker, i int) {
 	rows, f := l.oh*l.ow, l.Filters
 	s := l.e.WS.Scratch(worker)
 	dy := t.dy[i*rows*f : (i+1)*rows*f]
-	dz := l.dz.Data[i*rows*f : (i+1)*rows*f]
-	if l.Act == ReLU {
+	dz := t.dz[i*rows*f : (i+1)*rows*f]
+	switch {
+	case l.gradThroughReLU:
+		// dz is dy, already through the ReLU.
+	case l.Act == ReLU:
 		vec.ReLUGrad(dz, dy, l.y.Data[i*rows*f:(i+1)*rows*f])
-	} else {
+	default:
 		copy(dz, dy)
 	}
 	if !t.needInput {

@@ -27,6 +27,16 @@ func NewModel(layers []Layer, in []int, maxBatch int, rng *rand.Rand, e *Engine)
 		m.params = append(m.params, l.Params()...)
 	}
 	m.Out = shape
+	// A ReLU convolution followed by 2x2 max pooling: the pooling's backward pass also applies the
+	// ReLU's gradient, on a quarter of the elements, and the convolution skips it.
+	for i := 0; i+1 < len(layers); i++ {
+		conv, ok1 := layers[i].(*Conv2D)
+		pool, ok2 := layers[i+1].(*MaxPool2D)
+		if ok1 && ok2 && conv.Act == ReLU && pool.Size == 2 {
+			conv.gradThroughReLU = true
+			pool.reluGrad = make([]float32, e.Pool.Threads()*tensor.Size(pool.outShape))
+		}
+	}
 	return m
 }
 

@@ -85,3 +85,49 @@ func TestLossIsStable(t *testing.T) {
 		t.Errorf("loss %v with %d correct, want %v with 2 (the first maximum wins the tie)", loss, correct, want)
 	}
 }
+
+// TestReLUGradientInPooling checks that a ReLU convolution followed by 2x2 pooling, whose pooling
+// applies the ReLU's gradient (see NewModel), computes bit for bit the gradients of the same model
+// with the ReLU as a layer of its own, on inputs with many exact ties and zeros.
+func TestReLUGradientInPooling(t *testing.T) {
+	for _, in := range [][]int{{28, 28, 1}, {9, 7, 3}} {
+		grads := func(layers []Layer) [][]float32 {
+			e := NewEngine(2)
+			defer e.Close()
+			const batch = 5
+			m := NewModel(layers, in, batch, rand.New(rand.NewPCG(1, 1)), e)
+			rng := rand.New(rand.NewPCG(2, 2))
+			x := tensor.New(append([]int{batch}, in...)...)
+			for i := range x.Data {
+				x.Data[i] = float32(rng.IntN(5)-2) / 4 // ties, and outputs of exactly zero
+			}
+			y := m.Forward(x)
+			dy := tensor.New(batch, y.Example())
+			for i := range dy.Data {
+				dy.Data[i] = float32(rng.IntN(7) - 3)
+			}
+			m.Backward(dy)
+			var g [][]float32
+			for _, p := range m.Params() {
+				g = append(g, append([]float32(nil), p.Grad...))
+			}
+			return g
+		}
+		fused := grads([]Layer{NewConv2D(4, 3, 3, ReLU), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)})
+		apart := grads([]Layer{NewConv2D(4, 3, 3, Linear), NewReLU(), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)})
+		nonzero := 0
+		for p := range fused {
+			for i := range fused[p] {
+				if math.Float32bits(fused[p][i]) != math.Float32bits(apart[p][i]) {
+					t.Fatalf("input %v: parameter %d gradient %d: %v with the ReLU in the pooling, %v apart", in, p, i, fused[p][i], apart[p][i])
+				}
+				if fused[p][i] != 0 {
+					nonzero++
+				}
+			}
+		}
+		if nonzero == 0 {
+			t.Fatalf("input %v: every gradient is zero; the test checks nothing", in)
+		}
+	}
+}

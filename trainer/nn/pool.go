@@ -22,6 +22,11 @@ type MaxPool2D struct {
 	outShape        []int
 	fwd             poolForward
 	bwd             poolBackward
+	// reluGrad, when not nil, is per-worker scratch for the incoming gradient masked where the
+	// output is not positive: the input came from a ReLU, whose gradient this layer then applies
+	// (see NewModel). The first maximum of a window is positive exactly where the output is, so
+	// the result is bit-identical to routing first and masking after.
+	reluGrad []float32
 }
 
 // NewMaxPool2D returns a pooling layer of size x size windows.
@@ -119,7 +124,7 @@ type poolBackward struct {
 	x, dy []float32
 }
 
-func (t *poolBackward) Do(_, i int) {
+func (t *poolBackward) Do(worker, i int) {
 	l := t.l
 	in, out := l.h*l.w*l.c, l.oh*l.ow*l.c
 	dx := l.dx.Data[i*in : (i+1)*in]
@@ -128,6 +133,11 @@ func (t *poolBackward) Do(_, i int) {
 		x := t.x[i*in : (i+1)*in]
 		y := l.y.Data[i*out : (i+1)*out]
 		dy := t.dy[i*out : (i+1)*out]
+		if l.reluGrad != nil {
+			masked := l.reluGrad[worker*out : (worker+1)*out]
+			vec.ReLUGrad(masked, dy, y)
+			dy = masked
+		}
 		row := l.w * c
 		for oy := 0; oy < l.oh; oy++ {
 			o := oy * l.ow * c
