@@ -4,9 +4,15 @@
 Same model, initialisation and optimiser as the Go trainer: Conv2D(32, 3x3, relu) -> MaxPool(2x2)
 -> Flatten -> Dense(64, relu) -> Dense(10); Glorot-uniform weights, zero biases; Adam(lr 1e-3,
 betas 0.9/0.999, eps 1e-7); batch 32; pixels scaled to [0, 1]; the data reshuffled every epoch.
-Prints one JSON object per epoch and a final one with the CPU capability PyTorch used.
+Prints one JSON object per epoch and a final one with what PyTorch ran on (CPU capability, OpenMP
+threads, the BLAS library actually loaded and its thread count), so a report can prove its settings.
+`--info` prints the build and threading details instead of training.
+
+Threads: PyTorch's own kernels use OpenMP (--threads, and OMP_NUM_THREADS should agree); its Linear
+layers call libblas.so.3, which with libopenblas0-pthread is OpenBLAS with a separate thread pool
+sized by OPENBLAS_NUM_THREADS. Set both explicitly: left unset, OpenBLAS adds threads on top.
 """
-import argparse, gzip, json, os, struct, time
+import argparse, ctypes, gzip, json, os, struct, time
 
 import numpy as np
 import torch
@@ -58,15 +64,45 @@ def cpu_capability():
     return "unknown"
 
 
+def blas_library():
+    """The BLAS shared object this process actually mapped (libblas.so.3 is an alternatives link)."""
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "blas" in os.path.basename(line.split()[-1]).lower()}
+    return ", ".join(sorted(libs)) or "none"
+
+
+def openblas_threads():
+    """OpenBLAS's own thread count, or None when the BLAS in use is not OpenBLAS."""
+    try:
+        return ctypes.CDLL("libblas.so.3").openblas_get_num_threads()
+    except (OSError, AttributeError):
+        return None
+
+
+def info():
+    print(f"torch {torch.__version__}, CPU capability {cpu_capability()}, "
+          f"oneDNN (mkldnn) available: {torch.backends.mkldnn.is_available()}")
+    print(f"BLAS loaded: {blas_library()}, OpenBLAS threads: {openblas_threads()}")
+    print(torch.__config__.parallel_info().rstrip())
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--dir", required=True)
-    p.add_argument("--format", choices=["cifar10", "idx"], required=True)
+    p.add_argument("--dir")
+    p.add_argument("--format", choices=["cifar10", "idx"])
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-train", type=int, default=0, help="train on the first N examples only (0: all)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="model and every input batch in channels-last (NHWC) memory format")
+    p.add_argument("--info", action="store_true", help="print build and threading details, then exit")
     a = p.parse_args()
+    if a.info:
+        info()
+        return
+    if a.dir is None or a.format is None:
+        p.error("--dir and --format are required")
     torch.set_num_interop_threads(1)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -76,7 +112,9 @@ def main():
     xtr = torch.from_numpy(xtr.astype(np.float32) / 255)
     xte = torch.from_numpy(xte.astype(np.float32) / 255)
     ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
-    m = model(*xtr.shape[1:])
+    # The memory format of every batch the model sees; contiguous() is a no-op when already so.
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    m = model(*xtr.shape[1:]).to(memory_format=fmt)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
@@ -87,8 +125,8 @@ def main():
         total, correct, n = 0.0, 0, 0
         for i in range(0, len(xtr), 32):
             idx = perm[i:i + 32]
-            x, y = xtr[idx], ytr[idx]
-            opt.zero_grad()
+            x, y = xtr[idx].contiguous(memory_format=fmt), ytr[idx]
+            opt.zero_grad(set_to_none=True)  # every step sets every gradient: skip zeroing them
             out = m(x)
             loss = loss_fn(out, y)
             loss.backward()
@@ -99,12 +137,14 @@ def main():
         train_s = time.perf_counter() - t0
         m.eval()
         with torch.no_grad():
-            test_acc = sum((m(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item() for i in range(0, len(xte), 1000)) / len(xte)
+            test_acc = sum((m(xte[i:i + 1000].contiguous(memory_format=fmt)).argmax(1) == yte[i:i + 1000]).sum().item()
+                           for i in range(0, len(xte), 1000)) / len(xte)
         print(json.dumps({"epoch": epoch, "epochs": a.epochs, "loss": total / n, "train_accuracy": correct / n,
                           "test_accuracy": test_acc, "images_per_second": n / train_s,
                           "elapsed_seconds": time.perf_counter() - start}), flush=True)
     print(json.dumps({"torch": torch.__version__, "cpu_capability": cpu_capability(),
-                      "threads": torch.get_num_threads()}), flush=True)
+                      "threads": torch.get_num_threads(), "openblas_threads": openblas_threads(),
+                      "blas": blas_library(), "channels_last": a.channels_last}), flush=True)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ func NewFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.ResumeFrom, contract.FlagResumeFrom, "", env(contract.FlagResumeFrom, "URI of the checkpoint manifest to resume from; a corrupt one is reported and the newest older valid one is used. Without it the newest checkpoint of this job, if any, is resumed"))
 	fs.Float64Var(&cfg.TargetAccuracy, contract.FlagTargetTestAccuracy, 0, env(contract.FlagTargetTestAccuracy,
 		"stop, successfully, once the test accuracy reaches this (0 to 1; 0 trains every epoch)"))
-	fs.StringVar(&cfg.Kernel, FlagKernel, "", env(FlagKernel, "matrix-product kernel: "+strings.Join(gemm.Available(), ", ")+"; empty picks the fastest ("+gemm.Best()+")"))
+	fs.StringVar(&cfg.Kernel, FlagKernel, "", env(FlagKernel, "instruction set of the compute kernels (matrix products, elementwise loops, Adam): "+strings.Join(gemm.Available(), ", ")+"; empty picks the fastest ("+gemm.Best()+")"))
 	fs.Usage = func() { usage(fs) }
 	return fs
 }
