@@ -75,6 +75,10 @@ bench-pytorch: ## Train the reference model with our trainer and PyTorch at its 
 	hack/install-deps.sh python3-torch libopenblas0-pthread dataset-fashion-mnist
 	hack/bench-pytorch/run.sh
 
+.PHONY: bench-pod
+bench-pod: envtest ## The trainer in a pod of the local cluster against the same binary on the host (requests, CFS limits).
+	hack/bench-pod.sh
+
 .PHONY: bench
 bench: ## Run the trainer's micro-benchmarks (conv, dense, a training step) and the FP32 peak.
 	go test -run '^$$' -bench . ./trainer/gemm ./trainer/nn ./trainer/train ./trainer/optim
