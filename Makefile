@@ -71,7 +71,7 @@ scale-bench: envtest ## Create N TrainingJobs against envtest and report time, A
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh envtest)" go run ./test/scale $(SCALE_FLAGS)
 
 .PHONY: bench-pytorch
-bench-pytorch: ## Train the reference model with our trainer and PyTorch at its best, side by side (about 30 min).
+bench-pytorch: ## Train the reference model with our trainer and PyTorch at its best, side by side (about 45 min).
 	hack/install-deps.sh python3-torch libopenblas0-pthread dataset-fashion-mnist
 	hack/bench-pytorch/run.sh
 
