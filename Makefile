@@ -86,7 +86,7 @@ bench: ## Run the trainer's micro-benchmarks (conv, dense, a training step) and 
 
 .PHONY: test-purego
 test-purego: ## Run the trainer's tests on the portable (non-SIMD) code path.
-	go test -count=1 -tags purego ./trainer/...
+	go test $(GO_TEST_FLAGS) -tags purego ./trainer/...
 
 ##@ Build
 
