@@ -140,7 +140,7 @@ machine() {
 		if grep -qw "$f" <<<"$flags"; then echo -n "$f yes  "; else echo -n "$f no  "; fi
 	done
 	echo
-	echo "Go trainer:  matrix-product kernel $("$work/trainer" --help 2>&1 | sed -n 's/.*picks the fastest (\([a-z0-9]*\)).*/\1/p' | head -1)"
+	echo "Go trainer:  kernels $("$work/trainer" --help 2>&1 | sed -n 's/.*picks the fastest (\([a-z0-9]*\)).*/\1/p' | head -1)"
 	echo "             (the fastest this CPU has; --kernel forces another)"
 	echo "libblas.so.3 alternative: $(update-alternatives --query libblas.so.3-x86_64-linux-gnu | sed -n 's/^Value: //p')"
 	echo "PyTorch (as run at $THREADS threads, OpenBLAS 1):"

@@ -17,7 +17,7 @@ import (
 
 // Trainer-only settings: no controller sets them, so they are not in package contract.
 const (
-	// FlagKernel forces a matrix-product kernel (go, avx2, avx512); empty picks the fastest.
+	// FlagKernel forces the instruction set of every compute kernel (go, avx2, avx512); empty picks the fastest.
 	FlagKernel = "kernel"
 	// EnvTerminationLog overrides contract.TerminationLogPath, for tests.
 	EnvTerminationLog = contract.EnvPrefix + "TERMINATION_LOG"
