@@ -9,5 +9,9 @@
 // fixed by the shapes and the kernel alone, never by the thread count, and partial sums are added in
 // a fixed order, so a product is bit-identical whatever the number of threads.
 //
+// Windows and WindowGrad serve a convolution directly: Windows is a product whose A is read in place
+// as the windows of an image (the row kernels run K in segments), and WindowGrad the weight gradient
+// when each output's gradient flows to a single window, as after max pooling.
+//
 // Sgemm writes only C and the Workspace; A and B are never modified.
 package gemm

@@ -22,6 +22,8 @@ type microKernel struct {
 	cols kernelFunc
 	// rows, where not nil, reads mr full rows of a row-major A in place (row stride lda).
 	rows kernelFunc
+	// windows, where not nil, is rows for an A of windows (see Windows).
+	windows windowFunc
 }
 
 type kernelFunc func(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool, tiles int)
@@ -62,10 +64,15 @@ var (
 	// best is the fastest kernel set this CPU runs, current the one in use.
 	best    *kernelSet
 	current atomic.Pointer[kernelSet]
+	// avx2Kernels is kernels[AVX2], or nil.
+	avx2Kernels *kernelSet
 )
 
 func register(k *kernelSet) {
 	kernels[k.name] = k
+	if k.name == AVX2 {
+		avx2Kernels = k
+	}
 }
 
 func init() {

@@ -160,8 +160,8 @@ kernelAVX512Cols_overwrite:
 	VZEROUPPER
 	RET
 
-// func kernelAVX512Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
-TEXT ·kernelAVX512Rows(SB), NOSPLIT, $0-72
+// func kernelAVX512Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int, segs int, skip int)
+TEXT ·kernelAVX512Rows(SB), NOSPLIT, $0-88
 	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
@@ -179,6 +179,7 @@ kernelAVX512Rows_tile:
 	LEAQ (SI)(R11*4), R13
 	LEAQ (R13)(R11*4), AX
 	MOVQ R14, DX
+	MOVQ segs+72(FP), DI
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -237,6 +238,12 @@ kernelAVX512Rows_loop:
 	ADDQ $4, AX
 	ADDQ R8, DX
 	DECQ CX
+	JNE kernelAVX512Rows_loop
+	MOVQ k+0(FP), CX
+	ADDQ skip+80(FP), SI
+	ADDQ skip+80(FP), R13
+	ADDQ skip+80(FP), AX
+	DECQ DI
 	JNE kernelAVX512Rows_loop
 kernelAVX512Rows_store:
 	MOVQ R15, DI
@@ -423,8 +430,8 @@ kernelAVX2x6Cols_overwrite:
 	VZEROUPPER
 	RET
 
-// func kernelAVX2x6Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
-TEXT ·kernelAVX2x6Rows(SB), NOSPLIT, $0-72
+// func kernelAVX2x6Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int, segs int, skip int)
+TEXT ·kernelAVX2x6Rows(SB), NOSPLIT, $0-88
 	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
@@ -441,6 +448,7 @@ kernelAVX2x6Rows_tile:
 	MOVQ a+8(FP), SI
 	LEAQ (SI)(R11*4), R13
 	MOVQ R14, DX
+	MOVQ segs+72(FP), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -480,6 +488,11 @@ kernelAVX2x6Rows_loop:
 	ADDQ $4, R13
 	ADDQ R8, DX
 	DECQ CX
+	JNE kernelAVX2x6Rows_loop
+	MOVQ k+0(FP), CX
+	ADDQ skip+80(FP), SI
+	ADDQ skip+80(FP), R13
+	DECQ DI
 	JNE kernelAVX2x6Rows_loop
 kernelAVX2x6Rows_store:
 	MOVQ R15, DI
@@ -619,8 +632,8 @@ kernelAVX2x5Cols_overwrite:
 	VZEROUPPER
 	RET
 
-// func kernelAVX2x5Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
-TEXT ·kernelAVX2x5Rows(SB), NOSPLIT, $0-72
+// func kernelAVX2x5Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int, segs int, skip int)
+TEXT ·kernelAVX2x5Rows(SB), NOSPLIT, $0-88
 	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
@@ -637,6 +650,7 @@ kernelAVX2x5Rows_tile:
 	MOVQ a+8(FP), SI
 	LEAQ (SI)(R11*4), R13
 	MOVQ R14, DX
+	MOVQ segs+72(FP), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -671,6 +685,11 @@ kernelAVX2x5Rows_loop:
 	ADDQ $4, R13
 	ADDQ R8, DX
 	DECQ CX
+	JNE kernelAVX2x5Rows_loop
+	MOVQ k+0(FP), CX
+	ADDQ skip+80(FP), SI
+	ADDQ skip+80(FP), R13
+	DECQ DI
 	JNE kernelAVX2x5Rows_loop
 kernelAVX2x5Rows_store:
 	MOVQ R15, DI
@@ -793,8 +812,8 @@ kernelAVX2x4Cols_overwrite:
 	VZEROUPPER
 	RET
 
-// func kernelAVX2x4Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)
-TEXT ·kernelAVX2x4Rows(SB), NOSPLIT, $0-72
+// func kernelAVX2x4Rows(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int, segs int, skip int)
+TEXT ·kernelAVX2x4Rows(SB), NOSPLIT, $0-88
 	MOVQ b+24(FP), R14
 	MOVQ ldb+32(FP), R8
 	SHLQ $2, R8
@@ -810,6 +829,7 @@ kernelAVX2x4Rows_tile:
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ R14, DX
+	MOVQ segs+72(FP), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -838,6 +858,10 @@ kernelAVX2x4Rows_loop:
 	ADDQ $4, SI
 	ADDQ R8, DX
 	DECQ CX
+	JNE kernelAVX2x4Rows_loop
+	MOVQ k+0(FP), CX
+	ADDQ skip+80(FP), SI
+	DECQ DI
 	JNE kernelAVX2x4Rows_loop
 kernelAVX2x4Rows_store:
 	MOVQ R15, DI

@@ -39,6 +39,11 @@ type Scratch struct {
 	part  []float32
 	task  task
 	self  []*Scratch
+	plan  struct { // the last windowPlan
+		m     int
+		set   *kernelSet
+		tiles []*microKernel
+	}
 }
 
 // NewWorkspace returns a workspace whose products run on pool.

@@ -15,6 +15,9 @@ type Model struct {
 	In     []int
 	Out    []int
 	params []*Param
+	// stages are the layers as they run: Layers, with a first ReLU convolution and 2x2 pooling as
+	// one (see convPool).
+	stages []Layer
 }
 
 // NewModel builds layers for examples of shape in and batches of up to maxBatch, drawing the
@@ -27,9 +30,21 @@ func NewModel(layers []Layer, in []int, maxBatch int, rng *rand.Rand, e *Engine)
 		m.params = append(m.params, l.Params()...)
 	}
 	m.Out = shape
-	// A ReLU convolution followed by 2x2 max pooling: the pooling's backward pass also applies the
-	// ReLU's gradient, on a quarter of the elements, and the convolution skips it.
-	for i := 0; i+1 < len(layers); i++ {
+	m.stages = layers
+	first := 0
+	if len(layers) >= 2 {
+		conv, ok1 := layers[0].(*Conv2D)
+		pool, ok2 := layers[1].(*MaxPool2D)
+		if ok1 && ok2 {
+			if fused := fuseConvPool(conv, pool, maxBatch, e); fused != nil {
+				m.stages = append([]Layer{fused}, layers[2:]...)
+				first = 2
+			}
+		}
+	}
+	// Elsewhere, a ReLU convolution followed by 2x2 max pooling: the pooling's backward pass also
+	// applies the ReLU's gradient, on a quarter of the elements, and the convolution skips it.
+	for i := first; i+1 < len(layers); i++ {
 		conv, ok1 := layers[i].(*Conv2D)
 		pool, ok2 := layers[i+1].(*MaxPool2D)
 		if ok1 && ok2 && conv.Act == ReLU && pool.Size == 2 {
@@ -42,7 +57,7 @@ func NewModel(layers []Layer, in []int, maxBatch int, rng *rand.Rand, e *Engine)
 
 // Forward runs the layers on a batch and returns the last layer's output.
 func (m *Model) Forward(x *tensor.Tensor) *tensor.Tensor {
-	for _, l := range m.Layers {
+	for _, l := range m.stages {
 		x = l.Forward(x)
 	}
 	return x
@@ -51,8 +66,8 @@ func (m *Model) Forward(x *tensor.Tensor) *tensor.Tensor {
 // Backward propagates the gradient of the loss with respect to the output back through the layers,
 // writing every parameter's gradient. The first layer's input gradient is not computed.
 func (m *Model) Backward(dy *tensor.Tensor) {
-	for i := len(m.Layers) - 1; i >= 0; i-- {
-		dy = m.Layers[i].Backward(dy, i > 0)
+	for i := len(m.stages) - 1; i >= 0; i-- {
+		dy = m.stages[i].Backward(dy, i > 0)
 	}
 }
 

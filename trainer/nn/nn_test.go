@@ -1,12 +1,16 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
+	"github.com/kubetrain/kubetrain/trainer/gemm"
+	"github.com/kubetrain/kubetrain/trainer/simd"
 	"github.com/kubetrain/kubetrain/trainer/tensor"
+	"github.com/kubetrain/kubetrain/trainer/vec"
 )
 
 // TestReferenceCNN checks the preset's layers, output and parameter count for both dataset shapes
@@ -86,48 +90,109 @@ func TestLossIsStable(t *testing.T) {
 	}
 }
 
-// TestReLUGradientInPooling checks that a ReLU convolution followed by 2x2 pooling, whose pooling
-// applies the ReLU's gradient (see NewModel), computes bit for bit the gradients of the same model
-// with the ReLU as a layer of its own, on inputs with many exact ties and zeros.
+// gradients runs one forward and backward pass of a model of the given layers on inputs with many
+// exact ties and zeros, and returns the output and every parameter's gradient.
+func gradients(t *testing.T, layers []Layer, in []int, threads int) (out []float32, grads [][]float32) {
+	t.Helper()
+	e := NewEngine(threads)
+	defer e.Close()
+	const batch = 5
+	m := NewModel(layers, in, batch, rand.New(rand.NewPCG(1, 1)), e)
+	rng := rand.New(rand.NewPCG(2, 2))
+	x := tensor.New(append([]int{batch}, in...)...)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.IntN(5)-2) / 4 // ties, and outputs of exactly zero
+	}
+	y := m.Forward(x)
+	out = append([]float32(nil), y.Data...)
+	dy := tensor.New(batch, y.Example())
+	for i := range dy.Data {
+		dy.Data[i] = float32(rng.IntN(7) - 3)
+	}
+	m.Backward(dy)
+	nonzero := 0
+	for _, p := range m.Params() {
+		grads = append(grads, append([]float32(nil), p.Grad...))
+		for _, v := range p.Grad {
+			if v != 0 {
+				nonzero++
+			}
+		}
+	}
+	if nonzero == 0 {
+		t.Fatalf("input %v: every gradient is zero; the test checks nothing", in)
+	}
+	return out, grads
+}
+
+// TestReLUGradientInPooling checks that a ReLU convolution followed by 2x2 pooling further into a
+// model, whose pooling applies the ReLU's gradient (see NewModel), computes bit for bit the
+// gradients of the same model with the ReLU as a layer of its own.
 func TestReLUGradientInPooling(t *testing.T) {
 	for _, in := range [][]int{{28, 28, 1}, {9, 7, 3}} {
-		grads := func(layers []Layer) [][]float32 {
-			e := NewEngine(2)
-			defer e.Close()
-			const batch = 5
-			m := NewModel(layers, in, batch, rand.New(rand.NewPCG(1, 1)), e)
-			rng := rand.New(rand.NewPCG(2, 2))
-			x := tensor.New(append([]int{batch}, in...)...)
-			for i := range x.Data {
-				x.Data[i] = float32(rng.IntN(5)-2) / 4 // ties, and outputs of exactly zero
-			}
-			y := m.Forward(x)
-			dy := tensor.New(batch, y.Example())
-			for i := range dy.Data {
-				dy.Data[i] = float32(rng.IntN(7) - 3)
-			}
-			m.Backward(dy)
-			var g [][]float32
-			for _, p := range m.Params() {
-				g = append(g, append([]float32(nil), p.Grad...))
-			}
-			return g
-		}
-		fused := grads([]Layer{NewConv2D(4, 3, 3, ReLU), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)})
-		apart := grads([]Layer{NewConv2D(4, 3, 3, Linear), NewReLU(), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)})
-		nonzero := 0
+		// A 1x1 convolution first, so that the pair is not the model's first layers.
+		_, fused := gradients(t, []Layer{NewConv2D(2, 1, 1, Linear), NewConv2D(4, 3, 3, ReLU), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)}, in, 2)
+		_, apart := gradients(t, []Layer{NewConv2D(2, 1, 1, Linear), NewConv2D(4, 3, 3, Linear), NewReLU(), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)}, in, 2)
 		for p := range fused {
 			for i := range fused[p] {
 				if math.Float32bits(fused[p][i]) != math.Float32bits(apart[p][i]) {
 					t.Fatalf("input %v: parameter %d gradient %d: %v with the ReLU in the pooling, %v apart", in, p, i, fused[p][i], apart[p][i])
 				}
-				if fused[p][i] != 0 {
-					nonzero++
-				}
 			}
 		}
-		if nonzero == 0 {
-			t.Fatalf("input %v: every gradient is zero; the test checks nothing", in)
+	}
+}
+
+// TestFusedFirstLayers checks a model's first ReLU convolution and 2x2 pooling, which run as one
+// (see convPool), against the same layers run apart: outputs and gradients agree to float32
+// rounding, on every kernel level, and bit for bit across thread counts. Shapes cover odd rows and
+// columns that the pooling drops, 1 and 3 channels, and filter counts that are not a multiple of
+// a tile or of two.
+func TestFusedFirstLayers(t *testing.T) {
+	defer gemm.Use(gemm.Best())
+	defer vec.Use(simd.Best())
+	for _, kern := range gemm.Available() {
+		if err := gemm.Use(kern); err != nil {
+			t.Fatal(err)
+		}
+		level, err := simd.Parse(kern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vec.Use(level)
+		for _, tc := range []struct {
+			in      []int
+			filters int
+		}{{[]int{28, 28, 1}, 32}, {[]int{32, 32, 3}, 32}, {[]int{9, 7, 3}, 4}, {[]int{8, 11, 2}, 33}} {
+			layers := func(act Activation) []Layer {
+				if act == ReLU {
+					return []Layer{NewConv2D(tc.filters, 3, 3, ReLU), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)}
+				}
+				return []Layer{NewConv2D(tc.filters, 3, 3, Linear), NewReLU(), NewMaxPool2D(2), NewFlatten(), NewDense(3, Linear)}
+			}
+			fusedOut, fused := gradients(t, layers(ReLU), tc.in, 2)
+			apartOut, apart := gradients(t, layers(Linear), tc.in, 2)
+			_, oneThread := gradients(t, layers(ReLU), tc.in, 1)
+			close := func(what string, got, want []float32) {
+				scale := 0.0
+				for _, v := range want {
+					scale = math.Max(scale, math.Abs(float64(v)))
+				}
+				for i := range want {
+					if math.Abs(float64(got[i]-want[i])) > 1e-5*scale {
+						t.Fatalf("%s, input %v, %d filters: %s[%d] = %v fused, %v apart", kern, tc.in, tc.filters, what, i, got[i], want[i])
+					}
+				}
+			}
+			close("output", fusedOut, apartOut)
+			for p := range fused {
+				close(fmt.Sprintf("parameter %d gradient", p), fused[p], apart[p])
+				for i := range fused[p] {
+					if math.Float32bits(fused[p][i]) != math.Float32bits(oneThread[p][i]) {
+						t.Fatalf("%s, input %v: parameter %d gradient %d: %v on 2 threads, %v on 1", kern, tc.in, p, i, fused[p][i], oneThread[p][i])
+					}
+				}
+			}
 		}
 	}
 }

@@ -8,8 +8,10 @@ import (
 )
 
 // flopsPerImage is the training work (forward and backward, multiply-adds counted as two) of the
-// reference model for one image of shape h x w x c: the convolution's forward and weight-gradient
-// products, and the dense layers' forward, weight-gradient and input-gradient products.
+// reference model for one image of shape h x w x c, as a dense implementation does it: the
+// convolution's forward and weight-gradient products, and the dense layers' forward,
+// weight-gradient and input-gradient products. The trainer's fused first layers skip part of it
+// and compute some pixels the pooling drops, which about cancels out (see README).
 func flopsPerImage(h, w, c int) float64 {
 	oh, ow := h-2, w-2
 	conv := 2 * float64(oh*ow*32*(9*c+1))

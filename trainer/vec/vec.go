@@ -1,8 +1,8 @@
 // Package vec holds the elementwise float32 loops of the layers (ReLU and its gradient, 2x2 max
 // pooling and its gradient, im2col copies, transposition), with AVX2 and AVX-512 assembly where the
 // CPU has them and a portable Go twin (Use(simd.Portable), or the purego build tag). All give
-// bit-identical results: the loops only select, compare and move values, they do no arithmetic that
-// could round differently.
+// bit-identical results: the loops only select, compare and move values, and add no more than one
+// term, so nothing can round differently.
 //
 // Functions write only their first argument(s), the destinations; sources are never modified
 // unless a destination is the same slice.
@@ -174,6 +174,53 @@ func MaxPool2RowGrad(dxTop, dxBot, dy, y, xTop, xBot []float32, c, ow int) {
 	for j := 0; j < ow; j++ {
 		l, r, o := 2*j*c, (2*j+1)*c, j*c
 		Max4Grad(dxTop[l:l+c], dxTop[r:r+c], dxBot[l:l+c], dxBot[r:r+c], dy[o:o+c], y[o:o+c], xTop[l:l+c], xTop[r:r+c], xBot[l:l+c], xBot[r:r+c])
+	}
+}
+
+// MaxPool2ArgRow is one output row of 2x2 max pooling, then a bias and a ReLU, over two rows of a
+// convolution's output whose pixels lie ps floats apart (c ≤ ps channels of each are pooled): output
+// pixel j, channel ch is y[j·c+ch] = max(m + bias[ch], 0) for the maximum m of input pixels 2j and
+// 2j+1 of top and bot (paired as MaxPool2Row pairs them). arg[j·c+ch] records where the maximum
+// was: off[q] + j·step for the first of top-left, top-right, bottom-left (q = 0, 1, 2) equal to m,
+// else bottom-right (q = 3). Pooling before the bias picks the same maximum as pooling after it.
+func MaxPool2ArgRow(y []float32, arg []int32, top, bot, bias []float32, c, ps, ow int, off [4]int32, step int32) {
+	if ow <= 0 || c <= 0 {
+		return
+	}
+	if ps < c {
+		panic(fmt.Sprintf("vec: MaxPool2ArgRow: pixels %d floats apart hold %d channels", ps, c))
+	}
+	checkLen("MaxPool2ArgRow", ow*c, y)
+	if len(arg) < ow*c {
+		panic(fmt.Sprintf("vec: MaxPool2ArgRow: arg of %d, want at least %d", len(arg), ow*c))
+	}
+	checkLen("MaxPool2ArgRow", (2*ow-1)*ps+c, top, bot)
+	checkLen("MaxPool2ArgRow", c, bias)
+	if level >= simd.AVX2 && c%8 == 0 {
+		poolArgRowAVX2(&y[0], &arg[0], &top[0], &bot[0], &bias[0], c, ps, ow, &off, step)
+		return
+	}
+	for j := 0; j < ow; j++ {
+		l, r := 2*j*ps, (2*j+1)*ps
+		for ch := 0; ch < c; ch++ {
+			tl, tr, bl, br := top[l+ch], top[r+ch], bot[l+ch], bot[r+ch]
+			m := maxps(maxps(tl, tr), maxps(bl, br))
+			q := 3
+			switch m {
+			case tl:
+				q = 0
+			case tr:
+				q = 1
+			case bl:
+				q = 2
+			}
+			arg[j*c+ch] = off[q] + int32(j)*step
+			v := m + bias[ch]
+			if !(v > 0) {
+				v = 0
+			}
+			y[j*c+ch] = v
+		}
 	}
 }
 

@@ -354,3 +354,73 @@ patch_same_row:
 	JNE  patch_pixel
 	VZEROUPPER
 	RET
+
+// func poolArgRowAVX2(y *float32, arg *int32, top, bot, bias *float32, c, ps, ow int, off *[4]int32, step int32)
+// See MaxPool2ArgRow: c a multiple of 8. Y8-Y11 hold the four places' arg for this pixel, Y12 the
+// step to the next pixel's, Y13 zero.
+TEXT ·poolArgRowAVX2(SB), NOSPLIT, $0-76
+	MOVQ         y+0(FP), DI
+	MOVQ         arg+8(FP), BX
+	MOVQ         top+16(FP), SI
+	MOVQ         bot+24(FP), DX
+	MOVQ         bias+32(FP), R13
+	MOVQ         c+40(FP), R8
+	MOVQ         ps+48(FP), R10
+	SHLQ         $2, R10          // from a window's left pixel to its right one, in bytes
+	MOVQ         ow+56(FP), R9
+	MOVQ         off+64(FP), AX
+	VPBROADCASTD (AX), Y8
+	VPBROADCASTD 4(AX), Y9
+	VPBROADCASTD 8(AX), Y10
+	VPBROADCASTD 12(AX), Y11
+	MOVL         step+72(FP), AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, Y12
+	VXORPS       Y13, Y13, Y13
+	MOVQ         R8, R14
+	SHLQ         $2, R14          // one output pixel, in bytes
+	SHRQ         $3, R8           // vectors per pixel
+	LEAQ         (SI)(R10*1), R11 // top-right
+	LEAQ         (DX)(R10*1), R12 // bottom-right
+
+poolarg2_pixel:
+	MOVQ R8, CX
+	XORQ AX, AX // offset into the input pixels
+	XORQ R15, R15 // and into the outputs and the bias
+
+poolarg2_vec:
+	VMOVUPS   (SI)(AX*1), Y0      // top-left
+	VMOVUPS   (R11)(AX*1), Y1     // top-right
+	VMOVUPS   (DX)(AX*1), Y2      // bottom-left
+	VMOVUPS   (R12)(AX*1), Y3     // bottom-right
+	VMAXPS    Y1, Y0, Y4          // tl > tr ? tl : tr
+	VMAXPS    Y3, Y2, Y5          // bl > br ? bl : br
+	VMAXPS    Y5, Y4, Y4          // the maximum, paired as in Max4
+	VCMPPS    $0, Y4, Y0, Y0      // tl == m
+	VCMPPS    $0, Y4, Y1, Y1      // tr == m
+	VCMPPS    $0, Y4, Y2, Y2      // bl == m
+	VBLENDVPS Y2, Y10, Y11, Y5    // the first equal, from the last: bl or br
+	VBLENDVPS Y1, Y9, Y5, Y5      // tr before them
+	VBLENDVPS Y0, Y8, Y5, Y5      // tl before all
+	VMOVDQU   Y5, (BX)(R15*1)
+	VADDPS    (R13)(R15*1), Y4, Y4
+	VMAXPS    Y13, Y4, Y4         // v > 0 ? v : 0
+	VMOVUPS   Y4, (DI)(R15*1)
+	ADDQ      $32, AX
+	ADDQ      $32, R15
+	DECQ      CX
+	JNE       poolarg2_vec
+	VPADDD    Y12, Y8, Y8
+	VPADDD    Y12, Y9, Y9
+	VPADDD    Y12, Y10, Y10
+	VPADDD    Y12, Y11, Y11
+	ADDQ      R14, DI
+	ADDQ      R14, BX
+	LEAQ      (SI)(R10*2), SI
+	LEAQ      (DX)(R10*2), DX
+	LEAQ      (R11)(R10*2), R11
+	LEAQ      (R12)(R10*2), R12
+	DECQ      R9
+	JNE       poolarg2_pixel
+	VZEROUPPER
+	RET

@@ -27,3 +27,6 @@ func transposeAVX2(dst *float32, ldd int, src *float32, lds int, rowBlocks, colB
 func patchesAVX2(dst *float32, x *float32, w, c, span, kh, ow, pixels int) {
 	panic("vec: no assembly")
 }
+func poolArgRowAVX2(y *float32, arg *int32, top, bot, bias *float32, c, ps, ow int, off *[4]int32, step int32) {
+	panic("vec: no assembly")
+}

@@ -210,3 +210,39 @@ func TestPatches(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPool2ArgRow compares every level with the definition: the pooled maximum after the bias
+// and the ReLU, and the place of the first maximum, on pixels wider than their channels.
+func TestMaxPool2ArgRow(t *testing.T) {
+	defer Use(simd.Best())
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, c := range []int{8, 32, 5} {
+		const ow, base, step = 7, 1000, 6
+		ps := c + 3
+		off := [4]int32{base, base + 3, base + 90, base + 93}
+		top, bot, bias := randTies(rng, 2*ow*ps), randTies(rng, 2*ow*ps), randTies(rng, c)
+		for _, l := range levels() {
+			Use(l)
+			y, arg := make([]float32, ow*c), make([]int32, ow*c)
+			MaxPool2ArgRow(y, arg, top, bot, bias, c, ps, ow, off, step)
+			for j := 0; j < ow; j++ {
+				for ch := 0; ch < c; ch++ {
+					win := []float32{top[2*j*ps+ch], top[(2*j+1)*ps+ch], bot[2*j*ps+ch], bot[(2*j+1)*ps+ch]}
+					m := maxps(maxps(win[0], win[1]), maxps(win[2], win[3]))
+					q := 0
+					for q < 3 && win[q] != m {
+						q++
+					}
+					want := m + bias[ch]
+					if !(want > 0) {
+						want = 0
+					}
+					i := j*c + ch
+					if math.Float32bits(y[i]) != math.Float32bits(want) || arg[i] != off[q]+int32(j)*step {
+						t.Fatalf("level %v, c=%d: pixel %d channel %d: y %v arg %d, want %v and %d (window %v)", l, c, j, ch, y[i], arg[i], want, off[q]+int32(j)*step, win)
+					}
+				}
+			}
+		}
+	}
+}

@@ -17,6 +17,11 @@ import (
 // ldc floats. When acc is not zero the tile is added to C, otherwise it overwrites C. One call
 // computes tiles such tiles side by side: B and C move NR floats right from one to the next, A is
 // read again for each.
+//
+// The row kernels also take segs and skip: their K runs in segs segments of k steps each, B's rows
+// following on, A's pointers moving skip bytes on after each segment. A convolution reads its image
+// in place that way: row i of A is output pixel i, lda the channels of one pixel, a segment one row
+// of the window (see gemm.Windows).
 type kernel struct {
 	name   string
 	mr     int    // rows of the tile: one broadcast of A each
@@ -60,8 +65,13 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 		name = k.name + "Rows"
 	}
 	tileBytes := k.vecs * k.width * 4
-	fmt.Fprintf(s, "\n// func %s(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)\n", name)
-	fmt.Fprintf(s, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	if unpacked {
+		fmt.Fprintf(s, "\n// func %s(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int, segs int, skip int)\n", name)
+		fmt.Fprintf(s, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	} else {
+		fmt.Fprintf(s, "\n// func %s(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, acc int, tiles int)\n", name)
+		fmt.Fprintf(s, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	}
 	p("MOVQ b+24(FP), R14") // this tile's B
 	p("MOVQ ldb+32(FP), R8")
 	p("SHLQ $2, R8")
@@ -93,6 +103,9 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 		}
 	}
 	p("MOVQ R14, DX")
+	if unpacked {
+		p("MOVQ segs+72(FP), DI") // segments left; DI is free until the store
+	}
 	for r := 0; r < k.mr; r++ {
 		for v := 0; v < k.vecs; v++ {
 			p("VXORPS %s, %s, %s", acc(r, v), acc(r, v), acc(r, v))
@@ -130,6 +143,19 @@ func writeKernel(s *strings.Builder, k kernel, unpacked bool) {
 	p("ADDQ R8, DX")
 	p("DECQ CX")
 	p("JNE %s_loop", name)
+	if unpacked {
+		// The next segment: A's rows move on by skip bytes, B just goes on.
+		p("MOVQ k+0(FP), CX")
+		p("ADDQ skip+80(FP), SI")
+		if k.mr > 4 {
+			p("ADDQ skip+80(FP), R13")
+		}
+		if k.mr > 8 {
+			p("ADDQ skip+80(FP), AX")
+		}
+		p("DECQ DI")
+		p("JNE %s_loop", name)
+	}
 	fmt.Fprintf(s, "%s_store:\n", name)
 	p("MOVQ R15, DI")
 	p("TESTQ R10, R10")
