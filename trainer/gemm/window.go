@@ -144,9 +144,18 @@ func WindowGrad(dw []float32, ldw, n, segs, seg int, a []float32, segStride int,
 	}
 	done := 0
 	if windowKernels() != nil && segs == 3 && seg <= WindowSlack && np > 0 {
-		done = n &^ 1
-		if done > 0 && windowGradAVX2(&dw[0], ldw, done/2, seg, segStride, &a[0], &g[0], &arg[0], ldg, np, limit) != 0 {
-			panic(badArg(arg, ldg, np, n, limit))
+		// Four channels at a time where a segment fits one register, then two at a time.
+		if seg <= 8 && n >= 4 {
+			done = n &^ 3
+			if windowGrad8AVX2(&dw[0], ldw, done/4, seg, segStride, &a[0], &g[0], &arg[0], ldg, np, limit) != 0 {
+				panic(badArg(arg, ldg, np, n, limit))
+			}
+		}
+		if pairs := (n - done) / 2; pairs > 0 {
+			if windowGradAVX2(&dw[done*ldw], ldw, pairs, seg, segStride, &a[0], &g[done], &arg[done], ldg, np, limit) != 0 {
+				panic(badArg(arg, ldg, np, n, limit))
+			}
+			done += 2 * pairs
 		}
 	}
 	for ch := done; ch < n; ch++ {

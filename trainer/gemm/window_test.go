@@ -87,6 +87,8 @@ func TestWindowGrad(t *testing.T) {
 		{32, 3, 9, 96, 225, 3072}, // CIFAR-10
 		{32, 3, 3, 28, 169, 784},  // Fashion-MNIST
 		{5, 3, 16, 40, 17, 400},   // an odd channel, segments as wide as the slack
+		{7, 3, 8, 40, 17, 400},    // four channels, two, then one, segments of one register
+		{6, 3, 2, 30, 11, 300},    // four channels, then two
 		{4, 2, 6, 30, 9, 200},     // two segments: Go
 		{6, 3, 20, 50, 9, 300},    // segments wider than the slack: Go
 		{2, 3, 4, 10, 0, 100},     // no outputs
