@@ -63,11 +63,13 @@ func constructWorkerPod(tj *kubetrainv1alpha1.TrainingJob, rank int32, cfg Confi
 	}
 
 	container := corev1.Container{
-		Name:                     TrainerContainerName,
-		Image:                    image,
-		ImagePullPolicy:          corev1.PullIfNotPresent,
-		Args:                     trainerArgs(tj),
-		Env:                      append(trainerEnv(tj, rank), tmpl.Env...),
+		Name:            TrainerContainerName,
+		Image:           image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            trainerArgs(tj),
+		// The operator's variables last: where a name repeats, the last one wins, so none of the
+		// user's (which admission already refuses to name like the operator's) can replace them.
+		Env:                      append(append([]corev1.EnvVar(nil), tmpl.Env...), trainerEnv(tj, rank)...),
 		Resources:                workerResources(&spec.Resources),
 		TerminationMessagePath:   contract.TerminationLogPath,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

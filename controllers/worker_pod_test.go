@@ -179,3 +179,21 @@ func TestTrainerThreadsFollowTheCPURequest(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorEnvComesLast checks that the user's variables cannot replace the operator's even if
+// admission were bypassed: where a name repeats in a container, the last one wins.
+func TestOperatorEnvComesLast(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Checkpoint("s3://ckpt/runs", "creds").
+		Template(kubetrainv1alpha1.WorkerTemplate{Env: []corev1.EnvVar{
+			{Name: "TMPDIR", Value: "/"}, {Name: "AWS_EC2_METADATA_DISABLED", Value: "false"},
+			{Name: "AWS_ACCESS_KEY_ID", Value: "stolen"}, {Name: contract.EnvJobName, Value: "other"}, {Name: "EXTRA", Value: "1"},
+		}}).Obj()
+	last := map[string]corev1.EnvVar{}
+	for _, e := range constructWorkerPod(tj, 0, testCfg).Spec.Containers[0].Env {
+		last[e.Name] = e
+	}
+	if last["TMPDIR"].Value != contract.ScratchDir || last["AWS_EC2_METADATA_DISABLED"].Value != "true" ||
+		last[contract.EnvJobName].Value != "a" || last["AWS_ACCESS_KEY_ID"].ValueFrom == nil || last["EXTRA"].Value != "1" {
+		t.Errorf("the user's variables override the operator's, or are lost: %+v", last)
+	}
+}

@@ -288,8 +288,10 @@ type WorkerTemplate struct {
 	// +optional
 	// +listType=atomic
 	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
-	// Env adds variables to the trainer container. Names starting with KUBETRAIN_ are reserved.
-	// +kubebuilder:validation:XValidation:rule="self.all(e, !e.name.startsWith('KUBETRAIN_'))",message="environment variables starting with KUBETRAIN_ are reserved"
+	// Env adds variables to the trainer container. The operator's own are reserved: names starting
+	// with KUBETRAIN_ (who the worker is) or AWS_ (storage credentials come only from
+	// credentialsSecretName, never from a metadata endpoint), and TMPDIR.
+	// +kubebuilder:validation:XValidation:rule="self.all(e, !e.name.startsWith('KUBETRAIN_') && !e.name.startsWith('AWS_') && e.name != 'TMPDIR')",message="environment variables starting with KUBETRAIN_ or AWS_, and TMPDIR, are reserved: the operator sets them"
 	// +optional
 	// +listType=atomic
 	Env []corev1.EnvVar `json:"env,omitempty"`

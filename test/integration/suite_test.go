@@ -76,6 +76,10 @@ var _ = BeforeSuite(func() {
 		ObjectMeta: metav1.ObjectMeta{Name: leaderElectionNamespace}})).To(Succeed())
 	// The policy that confines each trainer to its own job's status, as config/ deploys it.
 	kubectl("apply", "-f", "config/rbac/trainer_policy.yaml")
+	// The policy that gives a job's author no more than their own rights, and the editor role it
+	// is tested with.
+	kubectl("apply", "-f", "config/rbac/author_policy.yaml", "-f", "config/rbac/trainingjob_editor_role.yaml")
+	kubectl("apply", "-f", "config/rbac/metrics_reader_role.yaml")
 	managerCfg = managerIdentity()
 	mgrRun = startManager()
 })

@@ -94,7 +94,8 @@ var _ = Describe("Admission", func() {
 		out := kubectl("apply", "-k", "config/default", "--dry-run=server")
 		for _, want := range []string{"customresourcedefinition.apiextensions.k8s.io/trainingjobs.kubetrain.io",
 			"deployment.apps/kubetrain-controller-manager", "clusterrole.rbac.authorization.k8s.io/kubetrain-manager-role",
-			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-trainer-own-job"} {
+			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-trainer-own-job",
+			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-trainingjob-author-rights"} {
 			Expect(out).To(ContainSubstring(want))
 		}
 	})
