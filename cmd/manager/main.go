@@ -27,7 +27,7 @@ func main() {
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles,
 		"TrainingJobs reconciled at once")
 	fs.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", opts.MetricsBindAddress,
-		"address of the Prometheus metrics endpoint; 0 disables it")
+		"address of the Prometheus metrics endpoint (HTTPS, for callers allowed to GET /metrics); 0 disables it")
 	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", opts.HealthProbeBindAddress,
 		"address of the /healthz and /readyz endpoints")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", opts.LeaderElection,

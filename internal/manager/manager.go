@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
@@ -41,6 +42,8 @@ type Options struct {
 	// server busy; more than this mostly adds contention on a small control plane.
 	MaxConcurrentReconciles int
 
+	// MetricsBindAddress is where the metrics are served, over HTTPS (a self-signed certificate)
+	// to clients the API server authenticates and authorizes for GET /metrics.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 
@@ -62,7 +65,7 @@ func DefaultOptions() Options {
 		QPS:                     100,
 		Burst:                   200,
 		MaxConcurrentReconciles: 8,
-		MetricsBindAddress:      ":8080",
+		MetricsBindAddress:      ":8443",
 		HealthProbeBindAddress:  ":8081",
 		LeaderElection:          true,
 		LeaderElectionID:        "kubetrain-controller.kubetrain.io",
@@ -83,8 +86,14 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, err
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	managedPods := labels.SelectorFromSet(labels.Set{kubetrainv1alpha1.LabelManagedBy: kubetrainv1alpha1.ManagedByValue})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		Scheme: Scheme(),
+		// Metrics only to whom the API server says may read them: a TokenReview authenticates the
+		// caller's bearer token, a SubjectAccessReview asks whether it may GET /metrics.
+		Metrics: metricsserver.Options{
+			BindAddress:    opts.MetricsBindAddress,
+			SecureServing:  true,
+			FilterProvider: filters.WithAuthenticationAndAuthorization,
+		},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        opts.LeaderElectionID,

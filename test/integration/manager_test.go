@@ -2,13 +2,17 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,8 +23,17 @@ import (
 )
 
 var _ = Describe("Manager", func() {
-	httpGet := func(url string) (int, string) {
-		resp, err := http.Get(url)
+	httpGet := func(url string) (int, string) { return httpGetAs(url, "") }
+	// httpGetAs sends token as a bearer token unless it is empty. The metrics endpoint's certificate
+	// is the manager's own self-signed one.
+	httpGetAs = func(url, token string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		Expect(err).NotTo(HaveOccurred())
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		resp, err := c.Do(req)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -48,15 +61,43 @@ var _ = Describe("Manager", func() {
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	})
 
-	It("serves Prometheus metrics of its reconciles", func(ctx context.Context) {
-		createJob(ctx, newJob("metrics", newNamespace(ctx)))
+	It("serves Prometheus metrics of its reconciles over HTTPS, to authorized callers only", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		createJob(ctx, newJob("metrics", ns))
+		// A ServiceAccount bound to config/rbac's metrics-reader, and one that is not.
+		token := func(sa string) string {
+			Expect(k8sClient.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}})).To(Succeed())
+			req := &authenticationv1.TokenRequest{}
+			Expect(k8sClient.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}, req)).To(Succeed())
+			return req.Status.Token
+		}
+		scraper, nosy := token("scraper"), token("nosy")
+		Expect(k8sClient.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "scraper-"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: ns}},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
+		})).To(Succeed())
+		url := "https://" + mgrRun.metricsAddr + "/metrics"
 		Eventually(func(g Gomega) {
-			code, body := httpGet("http://" + mgrRun.metricsAddr + "/metrics")
+			code, body := httpGetAs(url, scraper)
 			g.Expect(code).To(Equal(http.StatusOK))
 			g.Expect(body).To(MatchRegexp(`controller_runtime_reconcile_total\{controller="trainingjob",result="success"\} [1-9]`))
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		code, body := httpGetAs(url, "")
+		Expect(code).To(Equal(http.StatusUnauthorized), "an anonymous scrape: %s", body)
+		// controller-runtime's filter answers a token the API server rejects with a 500.
+		code, body = httpGetAs(url, "not-a-token")
+		Expect(code).NotTo(Equal(http.StatusOK), "a scrape with a made-up token: %s", body)
+		Expect(body).NotTo(ContainSubstring("controller_runtime"))
+		code, body = httpGetAs(url, nosy)
+		Expect(code).To(Equal(http.StatusForbidden), "a scrape by a ServiceAccount not bound to metrics-reader: %s", body)
+		// And nothing but HTTPS.
+		code, _ = httpGet("http://" + mgrRun.metricsAddr + "/metrics")
+		Expect(code).NotTo(Equal(http.StatusOK))
 	})
 })
+
+var httpGetAs func(url, token string) (int, string)
 
 // kstatusOf is what kstatus (sigs.k8s.io/cli-utils), which Flux reads, says of a copy of a job.
 func kstatusOf(g Gomega, got *kubetrainv1alpha1.TrainingJob) status.Status {
