@@ -125,18 +125,41 @@ func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.T
 
 // createWorkers creates the current attempt's worker pods. Their names are deterministic, so a pod
 // created by a pass whose status write was lost is found again (AlreadyExists), never duplicated.
+// A pod of that name that this job does not control (a worker of a deleted job of the same name,
+// still in its grace period, or anyone's pod) is not taken for one: the attempt waits until it is
+// gone, and says so.
 func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob) error {
 	if err := r.identities.ensure(ctx, r.Client, tj.Namespace); err != nil {
 		return err
 	}
 	for rank := int32(0); rank < tj.Spec.Workers; rank++ {
 		pod := constructWorkerPod(tj, rank, r.Config)
-		if err := r.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+		err := r.Client.Create(ctx, pod)
+		if apierrors.IsAlreadyExists(err) {
+			err = r.checkOwnPod(ctx, tj, pod.Name)
+		}
+		if err != nil {
 			r.identities.forget(tj.Namespace) // in case the pod was refused for a missing ServiceAccount
 			return err
 		}
 	}
 	return nil
+}
+
+// checkOwnPod returns nil when the pod named name is controlled by tj.
+func (r *TrainingJobReconciler) checkOwnPod(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, name string) error {
+	existing := &corev1.Pod{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: tj.Namespace, Name: name}, existing); err != nil {
+		return fmt.Errorf("pod %s already exists but cannot be read: %w", name, err)
+	}
+	if metav1.IsControlledBy(existing, tj) {
+		return nil
+	}
+	owner := "nothing"
+	if ref := metav1.GetControllerOf(existing); ref != nil {
+		owner = fmt.Sprintf("%s %s (uid %s)", ref.Kind, ref.Name, ref.UID)
+	}
+	return fmt.Errorf("pod %s already exists and is not this job's (it is controlled by %s): waiting for it to be deleted", name, owner)
 }
 
 func (r *TrainingJobReconciler) deletePod(ctx context.Context, pod *corev1.Pod) error {

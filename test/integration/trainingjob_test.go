@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
@@ -181,6 +182,41 @@ var _ = Describe("TrainingJob lifecycle", func() {
 			g.Expect(ready.Reason).To(Equal(kubetrainv1alpha1.ReasonUnschedulable))
 			g.Expect(ready.Message).To(ContainSubstring("Insufficient nvidia.com/gpu"))
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+
+	It("does not take a pod of its worker's name that it does not control for its worker", func(ctx context.Context) {
+		// A worker of an earlier job of the same name, still in its grace period: labelled like
+		// this job's, controlled by the old job.
+		old := newJob("again", ns).Obj()
+		old.UID = "uid-of-the-deleted-job"
+		squatter := testutil.MakeWorkerPod(old, 0, 0).Obj()
+		squatter.UID = ""
+		squatter.Labels[kubetrainv1alpha1.LabelManagedBy] = kubetrainv1alpha1.ManagedByValue
+		squatter.OwnerReferences = []metav1.OwnerReference{{APIVersion: kubetrainv1alpha1.GroupVersion.String(), Kind: "TrainingJob",
+			Name: "again", UID: old.UID, Controller: ptr.To(true)}}
+		squatter.Spec.Containers = []corev1.Container{{Name: "trainer", Image: "old"}}
+		Expect(k8sClient.Create(ctx, squatter)).To(Succeed())
+
+		tj := createJob(ctx, newJob("again", ns))
+		Eventually(func(g Gomega) {
+			got := getJob(ctx, g, tj)
+			ready := condition(got, kubetrainv1alpha1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Reason).To(Equal(kubetrainv1alpha1.ReasonPodCreationFailed))
+			g.Expect(ready.Message).To(And(ContainSubstring(squatter.Name), ContainSubstring("is not this job's"), ContainSubstring(string(old.UID))))
+			g.Expect(got.Status.Phase).To(Equal(kubetrainv1alpha1.PhasePending))
+			g.Expect(got.Status.Disruptions + got.Status.Failures + got.Status.Restarts).To(BeZero())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+		// Once the old worker is gone, the job's own takes its name.
+		Expect(k8sClient.Delete(ctx, squatter)).To(Succeed())
+		Eventually(func(g Gomega) {
+			pod := &corev1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(squatter), pod)).To(Succeed())
+			g.Expect(metav1.IsControlledBy(pod, getJob(ctx, g, tj))).To(BeTrue())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		got := getJob(ctx, Default, tj)
+		Expect(got.Status.Disruptions + got.Status.Failures + got.Status.Restarts).To(BeZero())
 	})
 
 	It("surfaces a missing credentials Secret as a Stalled condition, not a crash loop", func(ctx context.Context) {
