@@ -124,6 +124,11 @@ func Read(ctx context.Context, b *blob.Bucket, key string) (contract.Manifest, [
 	dir := strings.TrimSuffix(key, contract.ManifestName)
 	objects := make([]Object, 0, len(m.Objects))
 	for _, o := range m.Objects {
+		// An object lies in its checkpoint's directory: a name that would reach elsewhere (a
+		// manifest written by hand, or damaged) makes the checkpoint corrupt, not a way out.
+		if err := contract.CheckKeyComponent(o.Name); err != nil {
+			return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object name %q: %v", o.Name, err)}
+		}
 		data, err := b.ReadAll(ctx, dir+o.Name)
 		if err != nil {
 			if gcerrors.Code(err) == gcerrors.NotFound {

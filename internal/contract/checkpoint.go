@@ -34,7 +34,7 @@ func JobPrefix(namespace, name, uid string, rank int) (string, error) {
 		return "", fmt.Errorf("checkpoint key: rank %d is negative", rank)
 	}
 	for _, c := range []struct{ what, v string }{{"namespace", namespace}, {"job name", name}, {"job UID", uid}} {
-		if err := keyComponent(c.v); err != nil {
+		if err := CheckKeyComponent(c.v); err != nil {
 			return "", fmt.Errorf("checkpoint key: %s %q: %w", c.what, c.v, err)
 		}
 	}
@@ -43,13 +43,15 @@ func JobPrefix(namespace, name, uid string, rank int) (string, error) {
 
 // CheckpointDir is the directory of a new checkpoint below a job prefix.
 func CheckpointDir(jobPrefix string, epoch int, nonce string) (string, error) {
-	if err := keyComponent(nonce); err != nil || strings.ContainsAny(nonce, "-") {
+	if err := CheckKeyComponent(nonce); err != nil || strings.ContainsAny(nonce, "-") {
 		return "", fmt.Errorf("checkpoint key: nonce %q must be a plain token", nonce)
 	}
 	return fmt.Sprintf("%sckpt-%06d-%s/", jobPrefix, epoch, nonce), nil
 }
 
-func keyComponent(s string) error {
+// CheckKeyComponent says what is wrong with s as one segment of a key: empty, "." or "..", too
+// long, or holding a path separator or a control character.
+func CheckKeyComponent(s string) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("empty")

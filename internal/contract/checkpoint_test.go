@@ -26,12 +26,13 @@ func TestJobPrefix(t *testing.T) {
 }
 
 // FuzzJobPrefix checks that whatever the strings, a prefix that is returned stays below the
-// configured prefix: relative, clean, with exactly the expected segments.
+// configured prefix: relative, clean, with exactly the expected segments; and so does a
+// checkpoint directory below it.
 func FuzzJobPrefix(f *testing.F) {
-	for _, s := range [][3]string{{"ns", "job", "uid"}, {"..", ".", "/"}, {"a/b", "c\x00", "\\"}, {"ns", "j", "..%2f"}} {
-		f.Add(s[0], s[1], s[2], 3)
+	for _, s := range [][4]string{{"ns", "job", "uid", "a1b2"}, {"..", ".", "/", ".."}, {"a/b", "c\x00", "\\", "x-y"}, {"ns", "j", "..%2f", "n/m"}} {
+		f.Add(s[0], s[1], s[2], 3, 7, s[3])
 	}
-	f.Fuzz(func(t *testing.T, ns, name, uid string, rank int) {
+	f.Fuzz(func(t *testing.T, ns, name, uid string, rank, epoch int, nonce string) {
 		p, err := JobPrefix(ns, name, uid, rank)
 		if err != nil {
 			return
@@ -56,6 +57,15 @@ func FuzzJobPrefix(f *testing.F) {
 			if unicode.IsControl(r) {
 				t.Fatalf("prefix %q has a control character", p)
 			}
+		}
+		// A checkpoint's directory is one more plain segment below it.
+		dir, err := CheckpointDir(p, epoch, nonce)
+		if err != nil {
+			return
+		}
+		rest, ok := strings.CutPrefix(dir, p)
+		if !ok || strings.Count(rest, "/") != 1 || !strings.HasSuffix(rest, "/") || !strings.HasPrefix(rest, "ckpt-") || strings.Contains(rest, "..") {
+			t.Fatalf("CheckpointDir(%q, %d, %q) = %q", p, epoch, nonce, dir)
 		}
 	})
 }

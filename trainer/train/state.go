@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kubetrain/kubetrain/trainer/nn"
 	"github.com/kubetrain/kubetrain/trainer/optim"
 )
 
@@ -68,21 +69,52 @@ func (t *Trainer) LoadState(r io.Reader) error {
 			return fmt.Errorf("train: state's parameter %d holds %d floats, want %d", i, len(s.Params[i]), len(p.Value))
 		}
 	}
-	for i, v := range s.Order {
+	for _, v := range s.Order {
 		if v < 0 || int(v) >= len(t.order) {
 			return fmt.Errorf("train: state's order names example %d of %d", v, len(t.order))
 		}
-		t.order[i] = int(v)
 	}
-	if err := t.src.UnmarshalBinary(s.RNG); err != nil {
+	if s.Epoch < 0 {
+		return fmt.Errorf("train: state's epoch %d is negative", s.Epoch)
+	}
+	a, adam := t.opt.(*optim.Adam)
+	if adam && s.Adam != nil {
+		if err := checkAdamState(s.Adam, params); err != nil {
+			return err
+		}
+	}
+	src := *t.src
+	if err := src.UnmarshalBinary(s.RNG); err != nil {
 		return fmt.Errorf("train: state's random source: %w", err)
+	}
+	// Everything checked: only now does the trainer change, so a state that does not fit leaves it
+	// as it was.
+	*t.src = src
+	for i, v := range s.Order {
+		t.order[i] = int(v)
 	}
 	for i, p := range params {
 		copy(p.Value, s.Params[i])
 	}
-	if a, ok := t.opt.(*optim.Adam); ok && s.Adam != nil {
+	if adam && s.Adam != nil {
 		a.State = *s.Adam
 	}
 	t.epoch = s.Epoch
+	return nil
+}
+
+// checkAdamState says what is wrong with Adam's moments for params.
+func checkAdamState(st *optim.AdamState, params []*nn.Param) error {
+	if st.Step < 0 {
+		return fmt.Errorf("train: state's Adam step %d is negative", st.Step)
+	}
+	if len(st.M) != len(params) || len(st.V) != len(params) {
+		return fmt.Errorf("train: state's Adam moments hold %d and %d arrays for %d parameters", len(st.M), len(st.V), len(params))
+	}
+	for i, p := range params {
+		if len(st.M[i]) != len(p.Value) || len(st.V[i]) != len(p.Value) {
+			return fmt.Errorf("train: state's Adam moments for parameter %d hold %d and %d floats, want %d", i, len(st.M[i]), len(st.V[i]), len(p.Value))
+		}
+	}
 	return nil
 }
