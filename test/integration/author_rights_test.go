@@ -34,7 +34,8 @@ func testUsers() {
 			Expect(os.WriteFile(*file, kc, 0o600)).To(Succeed())
 		}
 		// The policy takes effect a moment after it is created: wait until it refuses Alice a custom
-		// image, so that no spec passes for want of a policy.
+		// image, so that no spec passes for want of a policy. A server-side dry run goes through
+		// admission every time and leaves nothing behind.
 		ctx := context.Background()
 		probe := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "author-probe-"}}
 		Expect(k8sClient.Create(ctx, probe)).To(Succeed())
@@ -46,7 +47,7 @@ func testUsers() {
 		f := filepath.Join(os.TempDir(), "kubetrain-integration-probe.yaml")
 		Expect(os.WriteFile(f, []byte(jobYAML("probe", "  image: registry.example/anything:1\n")), 0o600)).To(Succeed())
 		Eventually(func() string {
-			out, _ := kubectlErr("--kubeconfig", aliceKC, "apply", "-n", probe.Name, "-f", f)
+			out, _ := kubectlErr("--kubeconfig", aliceKC, "create", "--dry-run=server", "-n", probe.Name, "-f", f)
 			return out
 		}).WithTimeout(timeout).WithPolling(interval).Should(ContainSubstring("only a user who may create pods"))
 		Expect(k8sClient.Delete(ctx, probe)).To(Succeed())
