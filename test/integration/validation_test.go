@@ -95,7 +95,8 @@ var _ = Describe("Admission", func() {
 		for _, want := range []string{"customresourcedefinition.apiextensions.k8s.io/trainingjobs.kubetrain.io",
 			"deployment.apps/kubetrain-controller-manager", "clusterrole.rbac.authorization.k8s.io/kubetrain-manager-role",
 			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-trainer-own-job",
-			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-trainingjob-author-rights"} {
+			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-trainingjob-author-rights",
+			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-manager-creates-workers-only"} {
 			Expect(out).To(ContainSubstring(want))
 		}
 	})
