@@ -86,8 +86,8 @@ bench: ## Run the trainer's micro-benchmarks (conv, dense, a training step) and 
 	go run ./hack/peak-flops
 
 .PHONY: test-purego
-test-purego: ## Run the trainer's tests on the portable (non-SIMD) code path.
-	go test $(GO_TEST_FLAGS) -tags purego ./trainer/...
+test-purego: s3server deps ## Run the trainer's tests on the portable (non-SIMD) code path.
+	KUBETRAIN_VERSITYGW="$$(hack/kube-binaries.sh versitygw)" go test $(GO_TEST_FLAGS) -tags purego ./trainer/...
 
 ##@ Build
 
