@@ -113,6 +113,7 @@ type DatasetSpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]([/?].*)?|file:///.+|synthetic://cifar10)$')",message="must be s3://bucket[/prefix], file:///path or synthetic://cifar10"
 	// +kubebuilder:validation:XValidation:rule="!self.split('?')[0].split('/').exists(s, s == '..')",message="must not contain '..' path segments"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('(?i)[?&]endpoint=[^&]*(@|%40)')",message="must not carry credentials in its endpoint: name a Secret in credentialsSecretName"
 	// +required
 	URI string `json:"uri"`
 
@@ -207,6 +208,7 @@ type CheckpointSpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]([/?].*)?|file:///.+)$')",message="must be s3://bucket[/prefix] or file:///path"
 	// +kubebuilder:validation:XValidation:rule="!self.split('?')[0].split('/').exists(s, s == '..')",message="must not contain '..' path segments"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('(?i)[?&]endpoint=[^&]*(@|%40)')",message="must not carry credentials in its endpoint: name a Secret in credentialsSecretName"
 	// +required
 	URI string `json:"uri"`
 
@@ -232,6 +234,7 @@ type CheckpointSpec struct {
 	// deleted job.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]([/?].*)?|file:///.+)$')",message="must be s3://bucket/key or file:///path"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('(?i)[?&]endpoint=[^&]*(@|%40)')",message="must not carry credentials in its endpoint: name a Secret in credentialsSecretName"
 	// +optional
 	ResumeFrom string `json:"resumeFrom,omitempty"`
 }

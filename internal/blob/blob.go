@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -52,15 +53,28 @@ type Location struct {
 	PathStyle        bool
 }
 
-// Parse reads a storage URI, naming what is wrong with it.
+// userinfo is the user and password part of a URL, the URI's own or its endpoint's (escaped or not).
+var userinfo = regexp.MustCompile(`(?i)(://|%3A%2F%2F)[^/@?&#]*?(@|%40)`)
+
+// Redact returns uri with any user and password in it (its own, or an endpoint's) replaced by
+// REDACTED, for messages and logs.
+func Redact(uri string) string { return userinfo.ReplaceAllString(uri, "${1}REDACTED${2}") }
+
+// Parse reads a storage URI, naming what is wrong with it. Credentials are never part of a URI:
+// one that carries a user or password, in itself or in its endpoint, is refused, and no error
+// repeats them.
 func Parse(uri string) (Location, error) {
+	shown := Redact(uri)
 	u, err := url.Parse(uri)
 	if err != nil {
-		return Location{}, fmt.Errorf("storage URI %q: %w", uri, err)
+		return Location{}, fmt.Errorf("storage URI %q is not a URI", shown)
 	}
 	loc := Location{Scheme: u.Scheme}
 	bad := func(format string, a ...any) (Location, error) {
-		return Location{}, fmt.Errorf("storage URI %q: %s", uri, fmt.Sprintf(format, a...))
+		return Location{}, fmt.Errorf("storage URI %q: %s", shown, fmt.Sprintf(format, a...))
+	}
+	if shown != uri {
+		return bad("carries credentials; they come only from the Secret named in credentialsSecretName")
 	}
 	q := u.Query()
 	switch u.Scheme {

@@ -22,17 +22,20 @@ func TestParse(t *testing.T) {
 	}{
 		"s3 with settings": {uri: "s3://ckpt/runs/a?endpoint=http://127.0.0.1:7070&region=eu-west-1&use_path_style=true",
 			want: blob.Location{Scheme: "s3", Bucket: "ckpt", Prefix: "runs/a/", Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", PathStyle: true}},
-		"s3 bucket only":   {uri: "s3://ckpt", want: blob.Location{Scheme: "s3", Bucket: "ckpt", Region: "us-east-1"}},
-		"file":             {uri: "file:///data/ckpt", want: blob.Location{Scheme: "file", Path: "/data/ckpt"}},
-		"mem":              {uri: "mem://x", want: blob.Location{Scheme: "mem", Prefix: "x/"}},
-		"unknown scheme":   {uri: "gs://b/p", wantErr: `scheme "gs"`},
-		"no bucket":        {uri: "s3:///p", wantErr: "no bucket"},
-		"unknown param":    {uri: "s3://b?acl=public", wantErr: `unknown parameter "acl"`},
-		"bad bool":         {uri: "s3://b?use_path_style=maybe", wantErr: "not a boolean"},
-		"relative file":    {uri: "file://data/x", wantErr: "file:///absolute/path"},
-		"escaping prefix":  {uri: "s3://b/a/../../etc", wantErr: "'..'"},
-		"escaping file":    {uri: "file:///data/../etc", wantErr: "'..'"},
-		"file with params": {uri: "file:///d?x=1", wantErr: "no parameters"},
+		"s3 bucket only":               {uri: "s3://ckpt", want: blob.Location{Scheme: "s3", Bucket: "ckpt", Region: "us-east-1"}},
+		"file":                         {uri: "file:///data/ckpt", want: blob.Location{Scheme: "file", Path: "/data/ckpt"}},
+		"mem":                          {uri: "mem://x", want: blob.Location{Scheme: "mem", Prefix: "x/"}},
+		"unknown scheme":               {uri: "gs://b/p", wantErr: `scheme "gs"`},
+		"no bucket":                    {uri: "s3:///p", wantErr: "no bucket"},
+		"unknown param":                {uri: "s3://b?acl=public", wantErr: `unknown parameter "acl"`},
+		"bad bool":                     {uri: "s3://b?use_path_style=maybe", wantErr: "not a boolean"},
+		"relative file":                {uri: "file://data/x", wantErr: "file:///absolute/path"},
+		"escaping prefix":              {uri: "s3://b/a/../../etc", wantErr: "'..'"},
+		"escaping file":                {uri: "file:///data/../etc", wantErr: "'..'"},
+		"file with params":             {uri: "file:///d?x=1", wantErr: "no parameters"},
+		"endpoint credentials":         {uri: "s3://b/p?endpoint=https://KEY:SECRET@minio:9000", wantErr: "carries credentials"},
+		"escaped endpoint credentials": {uri: "s3://b/p?endpoint=https%3A%2F%2FKEY%3ASECRET%40minio", wantErr: "carries credentials"},
+		"own credentials":              {uri: "s3://KEY:SECRET@b/p", wantErr: "carries credentials"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -41,8 +44,11 @@ func TestParse(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Parse(%q) error = %v, want one containing %q", tc.uri, err, tc.wantErr)
 				}
-				if !strings.Contains(err.Error(), tc.uri) {
+				if !strings.Contains(err.Error(), blob.Redact(tc.uri)) {
 					t.Errorf("error %q does not name the URI", err)
+				}
+				if strings.Contains(err.Error(), "SECRET") {
+					t.Errorf("error %q repeats the credentials", err)
 				}
 				return
 			}

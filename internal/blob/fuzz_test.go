@@ -12,6 +12,7 @@ func FuzzParse(f *testing.F) {
 		"s3://bucket/prefix?endpoint=http://127.0.0.1:9000&use_path_style=true&region=eu-west-1",
 		"s3://bucket", "file:///data/runs", "mem://x/y", "s3://b/../etc", "file://host/x", "s3://b/p?unknown=1",
 		"s3://b/%2e%2e/x", "file:///a/./b//c", "S3://b", "s3://b/p?use_path_style=maybe",
+		"s3://b/p?endpoint=https://k:s@h", "s3://u@b/p",
 	} {
 		f.Add(s)
 	}
@@ -32,6 +33,9 @@ func FuzzParse(f *testing.F) {
 			if seg == ".." {
 				t.Fatalf("%q accepted with a '..' segment: %+v", uri, loc)
 			}
+		}
+		if Redact(uri) != uri {
+			t.Fatalf("%q accepted with credentials in it", uri)
 		}
 		if loc.Scheme == "s3" && loc.Bucket == "" {
 			t.Fatalf("%q accepted without a bucket", uri)
