@@ -20,7 +20,7 @@ export K8S_VERSION ETCD_VERSION
 # GEN_DIR is where `manifests` and `generate` run; the staleness test points it at a copy.
 GEN_DIR ?= $(CURDIR)
 GO_TEST_FLAGS ?= -count=1 -timeout 45m
-FUZZ_TIME ?= 10s
+FUZZ_SCALE ?= 1
 
 ##@ General
 
@@ -55,7 +55,7 @@ test: $(CONTROLLER_GEN) envtest s3server deps ## Run every test suite (unit, tra
 		go test $(GO_TEST_FLAGS) ./...
 	# A short fuzz run (not only the seed corpora) of every reader of untrusted bytes and of the
 	# checkpoint key layout.
-	hack/fuzz.sh $(FUZZ_TIME)
+	hack/fuzz.sh $(FUZZ_SCALE)
 	# Last and alone, as it needs both cores: the e2e suite on a real local cluster.
 	hack/test-e2e.sh
 

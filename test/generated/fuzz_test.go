@@ -31,7 +31,7 @@ func TestEveryFuzzTargetRuns(t *testing.T) {
 		}
 		for _, m := range decl.FindAllSubmatch(readFile(t, path), -1) {
 			found++
-			want := `"` + string(m[1]) + " ./" + rel + `/"`
+			want := `"` + string(m[1]) + " ./" + rel + "/ "
 			if !strings.Contains(script, want) {
 				t.Errorf("%s: hack/fuzz.sh does not run %s", path, want)
 			}
