@@ -96,6 +96,28 @@ var _ = Describe("The trainer's credentials", func() {
 			Spec: kubetrainv1alpha1.TrainingJobSpec{Dataset: kubetrainv1alpha1.DatasetSpec{URI: "synthetic://cifar10"}}}))
 	})
 
+	It("can write its progress, history and checkpoint, and no other field of status", func(ctx context.Context) {
+		own := createJob(ctx, newJob("fields", ns))
+		pod := waitPod(ctx, own, 0)
+		trainer := trainerConfig(ctx, pod)
+		Eventually(func() error { return report(ctx, trainer, "fields") }).WithTimeout(timeout).Should(Succeed())
+		c, err := client.New(trainer, client.Options{Scheme: manager.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		for _, patch := range []string{
+			`{"status":{"phase":"Succeeded"}}`,
+			`{"status":{"failures":0,"restarts":0,"disruptions":0,"attempt":9}}`,
+			`{"status":{"modelURI":"s3://elsewhere/model"}}`,
+			`{"status":{"conditions":[]}}`,
+			`{"status":{"completionTime":"2026-01-01T00:00:00Z"}}`,
+		} {
+			err := c.Status().Patch(ctx, getJob(ctx, Default, own), client.RawPatch(types.MergePatchType, []byte(patch)))
+			Expect(err).To(MatchError(ContainSubstring("may only write status.progress, status.history and status.latestCheckpoint")), "patch %s", patch)
+		}
+		// Its own fields it may still write.
+		Expect(c.Status().Patch(ctx, getJob(ctx, Default, own), client.RawPatch(types.MergePatchType,
+			[]byte(`{"status":{"progress":{"epoch":2,"epochs":10}}}`)))).To(Succeed())
+	})
+
 	It("cannot write status with a token that is not bound to its pod", func(ctx context.Context) {
 		own := createJob(ctx, newJob("unbound", ns))
 		waitPod(ctx, own, 0)
