@@ -3,6 +3,8 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -36,29 +38,67 @@ func (p *planner) recordResumption() {
 }
 
 // noteCheckpoint shows the trainer's latest checkpoint in the Checkpointed condition, with an
-// event when it is new.
+// event when it is new; one outside the job's own prefix is shown as ignored.
 func (p *planner) noteCheckpoint() {
 	lc := p.tj.Status.LatestCheckpoint
 	if lc == nil || lc.URI == "" {
 		return
 	}
+	status, reason, eventType := metav1.ConditionTrue, kubetrainv1alpha1.ReasonCheckpointed, corev1.EventTypeNormal
 	msg := fmt.Sprintf("epoch %d: %s", lc.Epoch, lc.URI)
+	if !ownCheckpoint(p.tj, lc.URI) {
+		status, reason, eventType = metav1.ConditionFalse, kubetrainv1alpha1.ReasonCheckpointOutsideJob, corev1.EventTypeWarning
+		msg = fmt.Sprintf("status.latestCheckpoint %s is not under this job's own checkpoint prefix: ignored, no attempt resumes from it", lc.URI)
+	}
 	if c := apimeta.FindStatusCondition(p.out.status.Conditions, kubetrainv1alpha1.ConditionCheckpointed); c != nil && c.Message == msg {
 		return
 	}
-	setCondition(&p.out.status, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionCheckpointed, metav1.ConditionTrue,
-		kubetrainv1alpha1.ReasonCheckpointed, msg)
-	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonCheckpointed, "Checkpoint", "checkpoint after "+msg)
+	setCondition(&p.out.status, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionCheckpointed, status, reason, msg)
+	if status == metav1.ConditionTrue {
+		msg = "checkpoint after " + msg
+	}
+	p.emit(eventType, reason, "Checkpoint", msg)
+}
+
+// ownCheckpoint says whether uri lies under this job's own prefix of spec.checkpoint.uri, the only
+// place its trainer writes (see contract.JobPrefix). status.latestCheckpoint and the pod's
+// termination message are written by the worker, so the operator takes no checkpoint from them on
+// trust: one elsewhere (another job's, another bucket) is never resumed from or named the model.
+func ownCheckpoint(tj *kubetrainv1alpha1.TrainingJob, uri string) bool {
+	if tj.Spec.Checkpoint == nil {
+		return false
+	}
+	base, err1 := url.Parse(tj.Spec.Checkpoint.URI)
+	u, err2 := url.Parse(uri)
+	if err1 != nil || err2 != nil || u.User != nil || u.Scheme != base.Scheme || u.Host != base.Host || u.RawQuery != base.RawQuery {
+		return false
+	}
+	jobPrefix, err := contract.JobPrefix(tj.Namespace, tj.Name, string(tj.UID), 0)
+	if err != nil {
+		return false
+	}
+	want := strings.Trim(base.Path, "/")
+	if want != "" {
+		want += "/"
+	}
+	want += jobPrefix
+	got := strings.TrimPrefix(u.Path, "/")
+	for _, seg := range strings.Split(got, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return strings.HasPrefix(got, want)
 }
 
 // finalModel is the trained model's location: the checkpoint the trainer named in its result (read
 // from the pod's termination message, which holds it even when the trainer could not reach the
-// API), else the latest one in status.
+// API), else the latest one in status; either only if it is the job's own (see ownCheckpoint).
 func finalModel(tj *kubetrainv1alpha1.TrainingJob, result contract.Result) string {
-	if result.Checkpoint != "" {
+	if result.Checkpoint != "" && ownCheckpoint(tj, result.Checkpoint) {
 		return result.Checkpoint
 	}
-	if lc := tj.Status.LatestCheckpoint; lc != nil {
+	if lc := tj.Status.LatestCheckpoint; lc != nil && ownCheckpoint(tj, lc.URI) {
 		return lc.URI
 	}
 	return ""

@@ -11,7 +11,10 @@ import (
 	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
-const ckptURI = "s3://ckpt/runs/ns/a/uid-a/rank-0/ckpt-000004-ab12/manifest.json"
+const (
+	ckptURI  = "s3://ckpt/runs/ns/a/uid-a/rank-0/ckpt-000004-ab12/manifest.json"
+	finalURI = "s3://ckpt/runs/ns/a/uid-a/rank-0/ckpt-000009-ff/manifest.json"
+)
 
 func eventReasons(p plan) []string {
 	var out []string
@@ -58,7 +61,7 @@ func TestFirstAttemptWarmStartsFromTheSpec(t *testing.T) {
 func TestNewCheckpointIsShownOnce(t *testing.T) {
 	st := started(kubetrainv1alpha1.PhaseRunning, 0)
 	st.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: ckptURI, Epoch: 4}
-	tj := testutil.MakeTrainingJob("a", "ns").Status(st).Obj()
+	tj := testutil.MakeTrainingJob("a", "ns").Checkpoint("s3://ckpt/runs", "creds").Status(st).Obj()
 	pods := []*corev1.Pod{testutil.MakeWorkerPod(tj, 0, 0).Phase(corev1.PodRunning).Obj()}
 
 	p := planJob(tj, pods, testNow, testCfg)
@@ -81,15 +84,18 @@ func TestSucceededJobNamesItsModel(t *testing.T) {
 		termination string
 		want        string
 	}{
-		"from the trainer's result": {nil, `{"outcome":"Succeeded","checkpoint":"s3://ckpt/final/manifest.json"}`, "s3://ckpt/final/manifest.json"},
+		"from the trainer's result": {nil, `{"outcome":"Succeeded","checkpoint":"` + finalURI + `"}`, finalURI},
 		"from status":               {&kubetrainv1alpha1.CheckpointRef{URI: ckptURI}, "", ckptURI},
 		"no checkpoints":            {nil, "", ""},
+		// What the worker says is checked like status: another job's checkpoint is not this model.
+		"another job's, in the result": {nil, `{"outcome":"Succeeded","checkpoint":"s3://ckpt/runs/ns/b/uid-b/rank-0/ckpt-000001-x/manifest.json"}`, ""},
+		"another job's, in status":     {&kubetrainv1alpha1.CheckpointRef{URI: "s3://ckpt/runs/ns/b/uid-b/rank-0/ckpt-000001-x/manifest.json"}, "", ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			st := started(kubetrainv1alpha1.PhaseRunning, 0)
 			st.LatestCheckpoint = tc.latest
-			tj := testutil.MakeTrainingJob("a", "ns").Status(st).Obj()
+			tj := testutil.MakeTrainingJob("a", "ns").Checkpoint("s3://ckpt/runs", "creds").Status(st).Obj()
 			pod := testutil.MakeWorkerPod(tj, 0, 0).Exited(0, tc.termination).Obj()
 			p := planJob(tj, []*corev1.Pod{pod}, testNow, testCfg)
 			if p.status.Phase != kubetrainv1alpha1.PhaseSucceeded || p.status.ModelURI != tc.want {
@@ -113,5 +119,44 @@ func TestTargetAccuracyReachedIsTheSuccessReason(t *testing.T) {
 	}
 	if args := strings.Join(constructWorkerPod(tj, 0, testCfg).Spec.Containers[0].Args, " "); !strings.Contains(args, "--target-test-accuracy=0.9") {
 		t.Errorf("the target is not passed to the trainer: %s", args)
+	}
+}
+
+// TestCheckpointOutsideTheJobIsIgnored: status.latestCheckpoint is written with the worker's token,
+// so the operator resumes only from a checkpoint under the job's own prefix; anything else is
+// shown as ignored, and the next attempt starts as if there were none (or from spec.resumeFrom).
+func TestCheckpointOutsideTheJobIsIgnored(t *testing.T) {
+	for name, uri := range map[string]string{
+		"another job":        "s3://ckpt/runs/ns/b/uid-b/rank-0/ckpt-000004-ab12/manifest.json",
+		"a re-created job":   "s3://ckpt/runs/ns/a/uid-old/rank-0/ckpt-000004-ab12/manifest.json",
+		"another bucket":     "s3://other/runs/ns/a/uid-a/rank-0/ckpt-000004-ab12/manifest.json",
+		"another endpoint":   "s3://ckpt/runs/ns/a/uid-a/rank-0/ckpt-000004-ab12/manifest.json?endpoint=http://evil:9000",
+		"climbing out":       "s3://ckpt/runs/ns/a/uid-a/rank-0/../../../b/uid-b/rank-0/ckpt-000004-ab12/manifest.json",
+		"another scheme":     "file:///ckpt/runs/ns/a/uid-a/rank-0/ckpt-000004-ab12/manifest.json",
+		"outside the prefix": "s3://ckpt/ns/a/uid-a/rank-0/ckpt-000004-ab12/manifest.json",
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := started(kubetrainv1alpha1.PhaseRunning, 0)
+			st.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: uri, Epoch: 4}
+			tj := testutil.MakeTrainingJob("a", "ns").Checkpoint("s3://ckpt/runs", "creds").Status(st).Obj()
+			tj.Spec.Checkpoint.ResumeFrom = "s3://ckpt/warm/manifest.json"
+			pod := testutil.MakeWorkerPod(tj, 0, 0).Disrupted("PreemptionByScheduler").Obj()
+			p := planJob(tj, []*corev1.Pod{pod}, testNow, testCfg)
+			if !p.createWorkers {
+				t.Fatalf("no new attempt: %+v", summarize(p))
+			}
+			if rf := p.status.ResumedFrom; rf == nil || rf.URI != "s3://ckpt/warm/manifest.json" {
+				t.Errorf("resumedFrom = %+v, want the spec's warm start, not %s", rf, uri)
+			}
+			planned := tj.DeepCopy()
+			planned.Status = p.status
+			if args := strings.Join(constructWorkerPod(planned, 0, testCfg).Spec.Containers[0].Args, " "); strings.Contains(args, uri) {
+				t.Errorf("the new worker is told to resume from %s: %s", uri, args)
+			}
+			c := apimeta.FindStatusCondition(p.status.Conditions, kubetrainv1alpha1.ConditionCheckpointed)
+			if c == nil || c.Reason != kubetrainv1alpha1.ReasonCheckpointOutsideJob || !strings.Contains(c.Message, uri) {
+				t.Errorf("Checkpointed condition = %+v, want %s naming the URI", c, kubetrainv1alpha1.ReasonCheckpointOutsideJob)
+			}
+		})
 	}
 }

@@ -180,7 +180,7 @@ func trainerThreads(cpu *resource.Quantity) int {
 // resumeFrom is the checkpoint a new attempt starts from: the latest one the trainer recorded in
 // status, else the one the spec names.
 func resumeFrom(tj *kubetrainv1alpha1.TrainingJob) string {
-	if ck := tj.Status.LatestCheckpoint; ck != nil && ck.URI != "" {
+	if ck := tj.Status.LatestCheckpoint; ck != nil && ck.URI != "" && ownCheckpoint(tj, ck.URI) {
 		return ck.URI
 	}
 	if tj.Spec.Checkpoint != nil {

@@ -126,7 +126,7 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	tj.Spec.Checkpoint.EveryEpochs = 2
 	tj.Spec.Checkpoint.Keep = 5
 	tj.Spec.Resources.CPU = ptr.To(resource.MustParse("1500m"))
-	tj.Status.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: "s3://ckpt/runs/ns/fmnist/uid/epoch-2/manifest.json"}
+	tj.Status.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json"}
 
 	c := constructWorkerPod(tj, 0, testCfg).Spec.Containers[0]
 	env := map[string]string{}
@@ -143,7 +143,7 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 		Model: "reference-cnn", Dataset: "file:///data/fashion-mnist", DatasetFormat: "idx", Epochs: 3, BatchSize: 64,
 		LearningRate: 0.0005, Optimizer: "sgd", Seed: 42, Threads: 2, LogFormat: "json", ScratchDir: "/scratch",
 		CheckpointURI: "s3://ckpt/runs", CheckpointKeep: 5, CheckpointEvery: 2,
-		ResumeFrom: "s3://ckpt/runs/ns/fmnist/uid/epoch-2/manifest.json",
+		ResumeFrom: "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("trainer config (-want,+got):\n%s", diff)

@@ -47,6 +47,9 @@ const (
 	ReasonPodCreationFailed = "PodCreationFailed"
 	ReasonCheckpointed      = "CheckpointCommitted"
 	ReasonResuming          = "ResumingFromCheckpoint"
+	// ReasonCheckpointOutsideJob: status.latestCheckpoint lies outside the job's own prefix and is
+	// ignored.
+	ReasonCheckpointOutsideJob = "CheckpointOutsideJob"
 )
 
 // Labels and annotations the controller sets on worker pods.

@@ -17,7 +17,7 @@ import (
 var _ = Describe("Trainer progress in status", func() {
 	It("records epochs and checkpoints, bounded, and the controller never overwrites them", func(ctx context.Context) {
 		ns := newNamespace(ctx)
-		tj := createJob(ctx, newJob("reported", ns).Epochs(120))
+		tj := createJob(ctx, newJob("reported", ns).Epochs(120).Checkpoint("s3://ckpt/runs", ""))
 		pod := waitPod(ctx, tj, 0)
 		expectPhase(ctx, tj, kubetrainv1alpha1.PhasePending)
 
@@ -28,7 +28,7 @@ var _ = Describe("Trainer progress in status", func() {
 		for e := 1; e <= 105; e++ {
 			r.Report(contract.Progress{Epoch: e, Epochs: 120, Loss: 1 / float64(e), TestAccuracy: float64(e) / 200, Time: time.Now()})
 		}
-		r.Checkpointed("s3://ckpt/runs/"+ns+"/reported/uid/rank-0/ckpt-000105-ab/manifest.json", 105, 0, time.Now())
+		r.Checkpointed("s3://ckpt/runs/"+ns+"/reported/"+string(tj.UID)+"/rank-0/ckpt-000105-ab/manifest.json", 105, 0, time.Now())
 		Expect(errs).To(BeEmpty())
 
 		// The controller writes status (the worker starts running) after the trainer did.
