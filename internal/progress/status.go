@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -37,6 +38,7 @@ var trainingJobs = kubetrainv1alpha1.GroupVersion.WithResource("trainingjobs")
 type StatusReporter struct {
 	jobs       dynamic.ResourceInterface
 	name       string
+	uid        types.UID
 	history    []kubetrainv1alpha1.EpochMetrics
 	checkpoint *kubetrainv1alpha1.CheckpointRef
 	last       *kubetrainv1alpha1.Progress
@@ -46,16 +48,22 @@ type StatusReporter struct {
 }
 
 // NewStatusReporter reports into the TrainingJob namespace/name. It reads the job's history first,
-// so that a resumed attempt continues it rather than starting it over.
-func NewStatusReporter(ctx context.Context, cfg *rest.Config, namespace, name string) (*StatusReporter, error) {
+// so that a resumed attempt continues it rather than starting it over. With a uid (the worker's
+// job's, from its environment), every write is made on the condition that the job still has that
+// UID: a worker of a deleted job, still in its grace period, cannot write into a new job of the
+// same name.
+func NewStatusReporter(ctx context.Context, cfg *rest.Config, namespace, name string, uid types.UID) (*StatusReporter, error) {
 	dc, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r := &StatusReporter{jobs: dc.Resource(trainingJobs).Namespace(namespace), name: name}
+	r := &StatusReporter{jobs: dc.Resource(trainingJobs).Namespace(namespace), name: name, uid: uid}
 	u, err := r.jobs.Get(ctx, name, metav1.GetOptions{}, "status")
 	if err != nil {
 		return nil, fmt.Errorf("reading TrainingJob %s/%s: %w", namespace, name, err)
+	}
+	if uid != "" && u.GetUID() != uid {
+		return nil, fmt.Errorf("TrainingJob %s/%s has UID %s, not this worker's job's %s: it was deleted and created again", namespace, name, u.GetUID(), uid)
 	}
 	var tj kubetrainv1alpha1.TrainingJob
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &tj); err != nil {
@@ -111,6 +119,21 @@ func (r *StatusReporter) apply() {
 	u.SetName(r.name)
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
+	if r.uid != "" {
+		// A server-side apply takes no UID precondition, so the job is read first: a job of this
+		// name with another UID is a new one, and nothing of this worker's is written into it.
+		// (A deletion and re-creation between the read and the write would still slip through;
+		// the operator also resumes only from checkpoints under the job's own UID.)
+		cur, err := r.jobs.Get(ctx, r.name, metav1.GetOptions{}, "status")
+		if err != nil {
+			r.fail(fmt.Errorf("reporting progress of TrainingJob %s: %w", r.name, err))
+			return
+		}
+		if cur.GetUID() != r.uid {
+			r.fail(fmt.Errorf("reporting progress of TrainingJob %s: it has UID %s, not this worker's job's %s: it was deleted and created again, nothing written", r.name, cur.GetUID(), r.uid))
+			return
+		}
+	}
 	if _, err := r.jobs.ApplyStatus(ctx, r.name, u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
 		r.fail(fmt.Errorf("reporting progress of TrainingJob %s: %w", r.name, err))
 	}

@@ -40,7 +40,7 @@ var _ = Describe("The trainer's credentials", func() {
 		return &rest.Config{Host: cfg.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}, BearerToken: tok.Status.Token}
 	}
 	report := func(ctx context.Context, c *rest.Config, job string) error {
-		r, err := progress.NewStatusReporter(ctx, c, ns, job)
+		r, err := progress.NewStatusReporter(ctx, c, ns, job, "")
 		if err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ var _ = Describe("The trainer's credentials", func() {
 		// A job of the same name in another namespace is out of reach too.
 		elsewhere := newNamespace(ctx)
 		createJob(ctx, newJob("own", elsewhere))
-		_, err := progress.NewStatusReporter(ctx, trainer, elsewhere, "own")
+		_, err := progress.NewStatusReporter(ctx, trainer, elsewhere, "own", "")
 		Expect(apierrors.IsForbidden(errors.Unwrap(err))).To(BeTrue(), "reading another namespace's job: got %v", err)
 		forbiddenApply := unstructuredFrom(map[string]any{"apiVersion": kubetrainv1alpha1.GroupVersion.String(), "kind": "TrainingJob",
 			"metadata": map[string]any{"name": "own", "namespace": elsewhere},

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"gocloud.dev/gcerrors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/kubetrain/kubetrain/internal/blob"
@@ -94,7 +95,7 @@ func newSession(ctx context.Context, cfg Config, env map[string]string, stderr i
 		if rc, err := ctrlconfig.GetConfig(); err != nil {
 			s.warn("progress will not reach the TrainingJob's status: no Kubernetes API: %v", err)
 		} else {
-			r, err := progress.NewStatusReporter(ctx, rc, s.job.Namespace, s.job.Name)
+			r, err := progress.NewStatusReporter(ctx, rc, s.job.Namespace, s.job.Name, types.UID(env[contract.EnvJobUID]))
 			if err != nil {
 				s.warn("progress will not reach the TrainingJob's status: %v", err)
 			} else {
