@@ -3,7 +3,6 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -68,27 +67,17 @@ func ownCheckpoint(tj *kubetrainv1alpha1.TrainingJob, uri string) bool {
 	if tj.Spec.Checkpoint == nil {
 		return false
 	}
-	base, err1 := url.Parse(tj.Spec.Checkpoint.URI)
-	u, err2 := url.Parse(uri)
-	if err1 != nil || err2 != nil || u.User != nil || u.Scheme != base.Scheme || u.Host != base.Host || u.RawQuery != base.RawQuery {
-		return false
-	}
+	key, ok := contract.CheckpointKey(tj.Spec.Checkpoint.URI, uri)
 	jobPrefix, err := contract.JobPrefix(tj.Namespace, tj.Name, string(tj.UID), 0)
-	if err != nil {
+	if !ok || err != nil {
 		return false
 	}
-	want := strings.Trim(base.Path, "/")
-	if want != "" {
-		want += "/"
-	}
-	want += jobPrefix
-	got := strings.TrimPrefix(u.Path, "/")
-	for _, seg := range strings.Split(got, "/") {
+	for _, seg := range strings.Split(key, "/") {
 		if seg == "." || seg == ".." {
 			return false
 		}
 	}
-	return strings.HasPrefix(got, want)
+	return strings.HasPrefix(key, jobPrefix)
 }
 
 // finalModel is the trained model's location: the checkpoint the trainer named in its result (read

@@ -2,6 +2,8 @@ package contract
 
 import (
 	"fmt"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +41,35 @@ func JobPrefix(namespace, name, uid string, rank int) (string, error) {
 		}
 	}
 	return namespace + "/" + name + "/" + uid + "/rank-" + strconv.Itoa(rank) + "/", nil
+}
+
+// CheckpointURI is the URI of a key in the checkpoint location base (a --checkpoint-uri): what
+// status and --resume-from carry. A key that is already a URI is returned as it is.
+func CheckpointURI(base, key string) string {
+	u, err := url.Parse(base)
+	if err != nil || strings.Contains(key, "://") {
+		return key
+	}
+	u.Path = path.Join("/", u.Path, key)
+	return u.String()
+}
+
+// CheckpointKey is the key of uri in the checkpoint location base, the inverse of CheckpointURI;
+// ok is false for a URI elsewhere: another scheme, bucket, endpoint or path, or one with a user.
+func CheckpointKey(base, uri string) (key string, ok bool) {
+	b, err1 := url.Parse(base)
+	u, err2 := url.Parse(uri)
+	if uri == "" || err1 != nil || err2 != nil || u.User != nil || u.Scheme != b.Scheme || u.Host != b.Host || u.RawQuery != b.RawQuery {
+		return "", false
+	}
+	prefix := strings.Trim(b.Path, "/")
+	p := strings.Trim(u.Path, "/")
+	if prefix == "" {
+		return p, true
+	}
+	// Whole segments only: s3://b/runs does not hold s3://b/runs2/x.
+	key, ok = strings.CutPrefix(p, prefix+"/")
+	return key, ok
 }
 
 // CheckpointDir is the directory of a new checkpoint below a job prefix.

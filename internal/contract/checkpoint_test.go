@@ -69,3 +69,26 @@ func FuzzJobPrefix(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckpointKeyAndURI(t *testing.T) {
+	const base = "s3://ckpt/runs?endpoint=http://127.0.0.1:9000"
+	key := "ns/job/uid/rank-0/ckpt-000001-ab/manifest.json"
+	uri := CheckpointURI(base, key)
+	if uri != "s3://ckpt/runs/ns/job/uid/rank-0/ckpt-000001-ab/manifest.json?endpoint=http://127.0.0.1:9000" {
+		t.Fatalf("CheckpointURI = %q", uri)
+	}
+	if got, ok := CheckpointKey(base, uri); !ok || got != key {
+		t.Errorf("CheckpointKey(CheckpointURI(key)) = %q, %v; want %q", got, ok, key)
+	}
+	if got, ok := CheckpointKey("file:///data", "file:///data/a/b"); !ok || got != "a/b" {
+		t.Errorf("file location: %q, %v", got, ok)
+	}
+	for _, elsewhere := range []string{
+		"", "s3://other/runs/x", "s3://ckpt/runs2/x", "s3://ckpt/x", "file:///ckpt/runs/x",
+		"s3://ckpt/runs/x?endpoint=http://evil:9000", "s3://u:p@ckpt/runs/x",
+	} {
+		if key, ok := CheckpointKey(base, elsewhere); ok {
+			t.Errorf("CheckpointKey(%q) = %q, want elsewhere", elsewhere, key)
+		}
+	}
+}

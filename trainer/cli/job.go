@@ -187,31 +187,14 @@ func (s *session) readForeign(ctx context.Context, uri string) (*contract.Manife
 }
 
 // uriOf is the URI of a key in the checkpoint location (what status and --resume-from carry).
-func (s *session) uriOf(key string) string {
-	u, err := url.Parse(s.cfg.CheckpointURI)
-	if err != nil || strings.Contains(key, "://") {
-		return key
-	}
-	u.Path = path.Join("/", u.Path, key)
-	return u.String()
-}
+func (s *session) uriOf(key string) string { return contract.CheckpointURI(s.cfg.CheckpointURI, key) }
 
 // keyOf is the key of a URI in the checkpoint location; ok is false for a URI elsewhere.
 func (s *session) keyOf(uri string) (string, bool) {
-	if uri == "" || s.bucket == nil {
+	if s.bucket == nil {
 		return "", false
 	}
-	base, err1 := url.Parse(s.cfg.CheckpointURI)
-	u, err2 := url.Parse(uri)
-	if err1 != nil || err2 != nil || u.Scheme != base.Scheme || u.Host != base.Host || u.RawQuery != base.RawQuery {
-		return "", false
-	}
-	prefix := strings.Trim(base.Path, "/")
-	key := strings.TrimPrefix(strings.Trim(u.Path, "/"), prefix)
-	if prefix != "" && key == strings.Trim(u.Path, "/") {
-		return "", false
-	}
-	return strings.TrimPrefix(key, "/"), true
+	return contract.CheckpointKey(s.cfg.CheckpointURI, uri)
 }
 
 // epochDone checkpoints after an epoch when it is due (every --checkpoint-every-epochs, after the

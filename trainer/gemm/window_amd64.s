@@ -2,6 +2,38 @@
 
 #include "textflag.h"
 
+// The arguments both kernels share, in the registers both use: DI dw, R8 ldw and R9 segStride and
+// R14 ldg in bytes, SI a, R10 grad, R11 arg, R15 limit.
+#define WINDOW_ARGS \
+	MOVQ dw+0(FP), DI         \
+	MOVQ ldw+8(FP), R8        \
+	SHLQ $2, R8               \
+	MOVQ segStride+32(FP), R9 \
+	SHLQ $2, R9               \
+	MOVQ a+40(FP), SI         \
+	MOVQ grad+48(FP), R10     \
+	MOVQ arg+56(FP), R11      \
+	MOVQ ldg+64(FP), R14      \
+	SHLQ $2, R14              \
+	MOVQ limit+80(FP), R15
+
+// Clears the window and bias sums.
+#define ZERO_Y0_Y12 \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7 \
+	VXORPS Y8, Y8, Y8 \
+	VXORPS Y9, Y9, Y9 \
+	VXORPS Y10, Y10, Y10 \
+	VXORPS Y11, Y11, Y11 \
+	VXORPS Y12, Y12, Y12
+
+
 // One window's gradient for one channel: acc0..acc5 += g times the window's 3 segments of 16 floats
 // at base, segments R9 bytes apart.
 #define WINDOW(base, g, acc0, acc1, acc2, acc3, acc4, acc5) \
@@ -26,33 +58,11 @@
 // Two channels at a time: Y0-Y5 and Y6-Y11 their window sums, Y12 and Y13 their bias sums, Y14 and
 // Y15 their gradients, broadcast.
 TEXT ·windowGradAVX2(SB), NOSPLIT, $0-96
-	MOVQ dw+0(FP), DI
-	MOVQ ldw+8(FP), R8
-	SHLQ $2, R8
 	MOVQ pairs+16(FP), BX
-	MOVQ segStride+32(FP), R9
-	SHLQ $2, R9
-	MOVQ a+40(FP), SI
-	MOVQ grad+48(FP), R10
-	MOVQ arg+56(FP), R11
-	MOVQ ldg+64(FP), R14
-	SHLQ $2, R14
-	MOVQ limit+80(FP), R15
+	WINDOW_ARGS
 
 wg_pair:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	VXORPS Y12, Y12, Y12
+	ZERO_Y0_Y12
 	VXORPS Y13, Y13, Y13
 	MOVQ   np+72(FP), CX
 	MOVQ   R10, R12 // this output's gradients
@@ -124,33 +134,11 @@ wg_bad:
 // WindowGrad for quads·4 channels, 3 segments of at most 8 steps: Y0-Y11 the four channels' window
 // sums, X12 their bias sums.
 TEXT ·windowGrad8AVX2(SB), NOSPLIT, $0-96
-	MOVQ dw+0(FP), DI
-	MOVQ ldw+8(FP), R8
-	SHLQ $2, R8
 	MOVQ quads+16(FP), BX
-	MOVQ segStride+32(FP), R9
-	SHLQ $2, R9
-	MOVQ a+40(FP), SI
-	MOVQ grad+48(FP), R10
-	MOVQ arg+56(FP), R11
-	MOVQ ldg+64(FP), R14
-	SHLQ $2, R14
-	MOVQ limit+80(FP), R15
+	WINDOW_ARGS
 
 wg8_quad:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	VXORPS Y12, Y12, Y12
+	ZERO_Y0_Y12
 	MOVQ   np+72(FP), CX
 	MOVQ   R10, R12
 	MOVQ   R11, R13
