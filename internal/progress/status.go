@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -119,24 +120,39 @@ func (r *StatusReporter) apply() {
 	u.SetName(r.name)
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	if r.uid != "" {
-		// A server-side apply takes no UID precondition, so the job is read first: a job of this
-		// name with another UID is a new one, and nothing of this worker's is written into it.
-		// (A deletion and re-creation between the read and the write would still slip through;
-		// the operator also resumes only from checkpoints under the job's own UID.)
-		cur, err := r.jobs.Get(ctx, r.name, metav1.GetOptions{}, "status")
-		if err != nil {
+	for tries := 1; ; tries++ {
+		err := r.applyOnce(ctx, u)
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) || tries == maxApplyTries {
 			r.fail(fmt.Errorf("reporting progress of TrainingJob %s: %w", r.name, err))
 			return
 		}
-		if cur.GetUID() != r.uid {
-			r.fail(fmt.Errorf("reporting progress of TrainingJob %s: it has UID %s, not this worker's job's %s: it was deleted and created again, nothing written", r.name, cur.GetUID(), r.uid))
-			return
+	}
+}
+
+// maxApplyTries bounds the retries of a write that lost a race with the controller's.
+const maxApplyTries = 3
+
+// applyOnce writes u. With a UID, the job is read first and the write is made on the condition that
+// the job is still the version read (its resourceVersion, which a server-side apply honours; it
+// takes no UID precondition): a job of this name with another UID is a new one, and nothing of this
+// worker's is written into it, even when the old job is deleted and a new one created between the
+// read and the write. The trainer policy refuses such writes at admission as well.
+func (r *StatusReporter) applyOnce(ctx context.Context, u *unstructured.Unstructured) error {
+	if r.uid != "" {
+		cur, err := r.jobs.Get(ctx, r.name, metav1.GetOptions{}, "status")
+		if err != nil {
+			return err
 		}
+		if cur.GetUID() != r.uid {
+			return fmt.Errorf("it has UID %s, not this worker's job's %s: it was deleted and created again, nothing written", cur.GetUID(), r.uid)
+		}
+		u.SetResourceVersion(cur.GetResourceVersion())
 	}
-	if _, err := r.jobs.ApplyStatus(ctx, r.name, u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
-		r.fail(fmt.Errorf("reporting progress of TrainingJob %s: %w", r.name, err))
-	}
+	_, err := r.jobs.ApplyStatus(ctx, r.name, u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	return err
 }
 
 func (r *StatusReporter) fail(err error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/kubetrain/kubetrain/internal/contract"
 	"github.com/kubetrain/kubetrain/internal/manager"
 	"github.com/kubetrain/kubetrain/internal/progress"
+	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
 var _ = Describe("The trainer's credentials", func() {
@@ -65,7 +66,8 @@ var _ = Describe("The trainer's credentials", func() {
 		Expect(pod.Spec.ServiceAccountName).To(Equal(controllers.TrainerServiceAccount))
 		trainer := trainerConfig(ctx, pod)
 
-		Expect(report(ctx, trainer, "own")).To(Succeed())
+		// Once the controller has recorded the attempt as started (right after creating its pods).
+		Eventually(func() error { return report(ctx, trainer, "own") }).WithTimeout(timeout).Should(Succeed())
 		Expect(getJob(ctx, Default, own).Status.Progress.EpochText).To(Equal("1/10"))
 
 		Eventually(func() error { return report(ctx, trainer, "own-w0") }).WithTimeout(timeout).
@@ -116,6 +118,71 @@ var _ = Describe("The trainer's credentials", func() {
 		// Its own fields it may still write.
 		Expect(c.Status().Patch(ctx, getJob(ctx, Default, own), client.RawPatch(types.MergePatchType,
 			[]byte(`{"status":{"progress":{"epoch":2,"epochs":10}}}`)))).To(Succeed())
+	})
+
+	It("cannot write into a new job of the same name, even when the trainer does not check the UID", func(ctx context.Context) {
+		old := createJob(ctx, newJob("again", ns))
+		oldPod := waitPod(ctx, old, 0)
+		trainer := trainerConfig(ctx, oldPod)
+		Eventually(func() error { return report(ctx, trainer, "again") }).WithTimeout(timeout).Should(Succeed())
+
+		// kubectl delete; kubectl apply. envtest runs no garbage collector: the old worker stays, as
+		// it would during its grace period, and the new job waits for its name.
+		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(old), &kubetrainv1alpha1.TrainingJob{}))
+		}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+		fresh := createJob(ctx, newJob("again", ns))
+		Eventually(func(g Gomega) {
+			ready := condition(getJob(ctx, g, fresh), kubetrainv1alpha1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Reason).To(Equal(kubetrainv1alpha1.ReasonPodCreationFailed))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		// A trainer that skips the UID check (a custom image) is refused by the policy.
+		Expect(report(ctx, trainer, "again")).To(MatchError(And(
+			ContainSubstring("is not a worker of this TrainingJob again"), ContainSubstring("not started yet"))))
+
+		// The garbage collector removes the old worker: the new job's own takes its name and starts
+		// from scratch, and the old worker's token no longer authenticates.
+		Expect(k8sClient.Delete(ctx, oldPod)).To(Succeed())
+		Eventually(func(g Gomega) {
+			pod := &corev1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(oldPod), pod)).To(Succeed())
+			g.Expect(metav1.IsControlledBy(pod, getJob(ctx, g, fresh))).To(BeTrue())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		got := getJob(ctx, Default, fresh)
+		Expect(got.Status.Disruptions + got.Status.Failures + got.Status.Restarts).To(BeZero())
+		Expect(got.Status.Progress).To(BeNil())
+		// The API server caches a token's authentication for up to 10 s (read-only probe).
+		tc, err := client.New(trainer, client.Options{Scheme: manager.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() error {
+			return tc.Get(ctx, client.ObjectKeyFromObject(fresh), &kubetrainv1alpha1.TrainingJob{})
+		}).WithTimeout(timeout).WithPolling(time.Second).Should(Satisfy(apierrors.IsUnauthorized), "the deleted pod's token")
+	})
+
+	It("writes only as rank 0 of an attempt the job has reached, and still as a worker of an earlier attempt", func(ctx context.Context) {
+		own := createJob(ctx, newJob("attempts", ns))
+		first := waitPod(ctx, own, 0)
+		// Pods named like this job's workers, made by anyone: a later attempt and another rank.
+		bare := func(name string) *corev1.Pod {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: corev1.PodSpec{
+				ServiceAccountName: controllers.TrainerServiceAccount,
+				Containers:         []corev1.Container{{Name: "c", Image: "any"}}}}
+			Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+			return pod
+		}
+		Expect(report(ctx, trainerConfig(ctx, bare("attempts-w0-a1")), "attempts")).To(MatchError(And(
+			ContainSubstring("is not a worker of this TrainingJob attempts"), ContainSubstring("at attempt 0"))))
+		Expect(report(ctx, trainerConfig(ctx, bare("attempts-w1-a0")), "attempts")).To(MatchError(
+			ContainSubstring("and only as its rank 0")))
+
+		// Attempt 0 ends; its worker may still write (a stopped worker commits its last checkpoint).
+		trainer := trainerConfig(ctx, first)
+		setPodStatus(ctx, first, func(p *testutil.PodWrapper) { p.Exited(contract.ExitRetriable, "retriable error") })
+		Eventually(func(g Gomega) { g.Expect(getJob(ctx, g, own).Status.Attempt).To(BeNumerically(">=", 1)) }).
+			WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		Expect(report(ctx, trainer, "attempts")).To(Succeed())
 	})
 
 	It("cannot write status with a token that is not bound to its pod", func(ctx context.Context) {
