@@ -164,6 +164,10 @@ func trainerArgs(tj *kubetrainv1alpha1.TrainingJob) []string {
 	if from := resumeFrom(tj); from != "" {
 		args = append(args, arg(contract.FlagResumeFrom, from))
 	}
+	// Admission lets a plain http:// endpoint through only where the job opted in.
+	if spec.Dataset.AllowPlainHTTP || (spec.Checkpoint != nil && spec.Checkpoint.AllowPlainHTTP) {
+		args = append(args, arg(contract.FlagAllowPlainHTTP, "true"))
+	}
 	return args
 }
 

@@ -118,7 +118,7 @@ func TestConstructWorkerPodImageOverride(t *testing.T) {
 // back exactly what the controller meant.
 func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	tj := testutil.MakeTrainingJob("fmnist", "ns").Dataset("file:///data/fashion-mnist", "idx").Epochs(3).
-		Checkpoint("s3://ckpt/runs", "creds").Obj()
+		Checkpoint("s3://ckpt/runs?endpoint=http://minio:9000", "creds").AllowPlainHTTP().Obj()
 	tj.Spec.Hyperparameters.LearningRate = 0.0005
 	tj.Spec.Hyperparameters.BatchSize = 64
 	tj.Spec.Hyperparameters.Seed = 42
@@ -126,7 +126,7 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	tj.Spec.Checkpoint.EveryEpochs = 2
 	tj.Spec.Checkpoint.Keep = 5
 	tj.Spec.Resources.CPU = ptr.To(resource.MustParse("1500m"))
-	tj.Status.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json"}
+	tj.Status.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json?endpoint=http://minio:9000"}
 
 	c := constructWorkerPod(tj, 0, testCfg).Spec.Containers[0]
 	env := map[string]string{}
@@ -142,11 +142,19 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	want := cli.Config{
 		Model: "reference-cnn", Dataset: "file:///data/fashion-mnist", DatasetFormat: "idx", Epochs: 3, BatchSize: 64,
 		LearningRate: 0.0005, Optimizer: "sgd", Seed: 42, Threads: 2, LogFormat: "json", ScratchDir: "/scratch",
-		CheckpointURI: "s3://ckpt/runs", CheckpointKeep: 5, CheckpointEvery: 2,
-		ResumeFrom: "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json",
+		CheckpointURI: "s3://ckpt/runs?endpoint=http://minio:9000", CheckpointKeep: 5, CheckpointEvery: 2,
+		ResumeFrom:     "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json?endpoint=http://minio:9000",
+		AllowPlainHTTP: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("trainer config (-want,+got):\n%s", diff)
+	}
+	// Without the job's opt-in the trainer is not told to accept plain http:// endpoints.
+	tj.Spec.Checkpoint.AllowPlainHTTP, tj.Spec.Dataset.AllowPlainHTTP = false, false
+	for _, a := range constructWorkerPod(tj, 0, testCfg).Spec.Containers[0].Args {
+		if strings.Contains(a, contract.FlagAllowPlainHTTP) {
+			t.Errorf("argument %q without the job's allowPlainHTTP", a)
+		}
 	}
 	for _, name := range []string{contract.EnvJobNamespace, contract.EnvJobName, contract.EnvJobUID, contract.EnvAttempt, contract.EnvRank} {
 		if env[name] == "" {

@@ -107,6 +107,7 @@ type ModelSpec struct {
 
 // DatasetSpec says where the data is and how it is stored.
 // +kubebuilder:validation:XValidation:rule="!self.uri.startsWith('synthetic://') || self.format == 'cifar10'",message="the synthetic dataset is in cifar10 format",fieldPath=".format"
+// +kubebuilder:validation:XValidation:rule="!self.uri.matches('(?i)[?&]endpoint=http(:|%3a)') || (has(self.allowPlainHTTP) && self.allowPlainHTTP)",message="the endpoint is plain http://, so data and credentials would cross the network unencrypted: use https://, or set allowPlainHTTP: true",fieldPath=".uri"
 type DatasetSpec struct {
 	// URI of the dataset: s3://bucket/prefix, file:///path (a path inside the worker, e.g. on a mounted
 	// volume), or synthetic://cifar10 for the built-in synthetic set.
@@ -128,6 +129,12 @@ type DatasetSpec struct {
 	// AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) for an s3:// dataset.
 	// +optional
 	CredentialsSecretName SecretName `json:"credentialsSecretName,omitempty"`
+
+	// AllowPlainHTTP accepts an s3:// URI whose endpoint is plain http:// (e.g. an object store
+	// inside the cluster): data and credentials then cross the network unencrypted. Off by default,
+	// so such an endpoint is refused unless this says it is meant.
+	// +optional
+	AllowPlainHTTP bool `json:"allowPlainHTTP,omitempty"`
 }
 
 // SecretName is the name of a Secret in the job's namespace.
@@ -202,6 +209,8 @@ type WorkerResources struct {
 }
 
 // CheckpointSpec says where and how often checkpoints are written.
+// +kubebuilder:validation:XValidation:rule="!self.uri.matches('(?i)[?&]endpoint=http(:|%3a)') || (has(self.allowPlainHTTP) && self.allowPlainHTTP)",message="the endpoint is plain http://, so checkpoints and credentials would cross the network unencrypted: use https://, or set allowPlainHTTP: true",fieldPath=".uri"
+// +kubebuilder:validation:XValidation:rule="!has(self.resumeFrom) || !self.resumeFrom.matches('(?i)[?&]endpoint=http(:|%3a)') || (has(self.allowPlainHTTP) && self.allowPlainHTTP)",message="the endpoint is plain http://, so checkpoints and credentials would cross the network unencrypted: use https://, or set allowPlainHTTP: true",fieldPath=".resumeFrom"
 type CheckpointSpec struct {
 	// URI under which the job's checkpoints are written: s3://bucket/prefix or file:///path. Each job
 	// writes below a key derived from its namespace, name and UID.
@@ -237,6 +246,12 @@ type CheckpointSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('(?i)[?&]endpoint=[^&]*(@|%40)')",message="must not carry credentials in its endpoint: name a Secret in credentialsSecretName"
 	// +optional
 	ResumeFrom string `json:"resumeFrom,omitempty"`
+
+	// AllowPlainHTTP accepts an s3:// URI whose endpoint is plain http:// (e.g. an object store
+	// inside the cluster): data and credentials then cross the network unencrypted. Off by default,
+	// so such an endpoint is refused unless this says it is meant.
+	// +optional
+	AllowPlainHTTP bool `json:"allowPlainHTTP,omitempty"`
 }
 
 // RunPolicy says how failures, deadlines, suspension and clean-up are handled.

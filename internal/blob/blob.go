@@ -53,6 +53,11 @@ type Location struct {
 	PathStyle        bool
 }
 
+// PlainHTTP says whether the location's S3 endpoint is plain http://, unencrypted.
+func (l Location) PlainHTTP() bool {
+	return len(l.Endpoint) >= 7 && strings.EqualFold(l.Endpoint[:7], "http://")
+}
+
 // userinfo is the user and password part of a URL, the URI's own or its endpoint's (escaped or not).
 var userinfo = regexp.MustCompile(`(?i)(://|%3A%2F%2F)[^/@?&#]*?(@|%40)`)
 

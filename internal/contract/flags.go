@@ -24,6 +24,8 @@ const (
 	FlagResumeFrom = "resume-from"
 	// FlagTargetTestAccuracy stops training, successfully, once the test accuracy reaches it.
 	FlagTargetTestAccuracy = "target-test-accuracy"
+	// FlagAllowPlainHTTP accepts s3:// endpoints that are plain http://; without it they are refused.
+	FlagAllowPlainHTTP = "allow-plain-http"
 )
 
 // EnvPrefix starts the name of every environment variable the trainer reads.

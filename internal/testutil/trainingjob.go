@@ -82,6 +82,16 @@ func (w *TrainingJobWrapper) Checkpoint(uri, secret string) *TrainingJobWrapper 
 	return w
 }
 
+// AllowPlainHTTP opts the dataset and checkpoint storage into plain http:// endpoints (the test S3
+// server's).
+func (w *TrainingJobWrapper) AllowPlainHTTP() *TrainingJobWrapper {
+	w.Spec.Dataset.AllowPlainHTTP = true
+	if w.Spec.Checkpoint != nil {
+		w.Spec.Checkpoint.AllowPlainHTTP = true
+	}
+	return w
+}
+
 func (w *TrainingJobWrapper) Template(t kubetrainv1alpha1.WorkerTemplate) *TrainingJobWrapper {
 	w.Spec.Template = &t
 	return w

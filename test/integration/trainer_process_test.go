@@ -39,7 +39,7 @@ var _ = Describe("The trainer binary against the API server and S3", func() {
 		Expect(err).NotTo(HaveOccurred(), "%s", out)
 
 		ns := newNamespace(ctx)
-		tj := createJob(ctx, newJob("real", ns).Epochs(2).Checkpoint(srv.URI("ckpt", "runs"), "s3-creds"))
+		tj := createJob(ctx, newJob("real", ns).Epochs(2).Checkpoint(srv.URI("ckpt", "runs"), "s3-creds").AllowPlainHTTP())
 		pod := waitPod(ctx, tj, 0)
 		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Phase(corev1.PodRunning) })
 

@@ -73,6 +73,10 @@ var _ = Describe("Admission", func() {
 		Entry("credentials in the dataset endpoint", "  dataset:\n    uri: s3://data/x?endpoint=https://KEY:SECRET@minio:9000\n", "spec.dataset.uri", "must not carry credentials"),
 		Entry("escaped credentials in the checkpoint endpoint", "  checkpoint:\n    uri: s3://ckpt/x?endpoint=https%3A%2F%2FKEY%3ASECRET%40minio\n", "spec.checkpoint.uri", "must not carry credentials"),
 		Entry("credentials in the resume endpoint", "  checkpoint:\n    uri: s3://ckpt/x\n    resumeFrom: s3://ckpt/x/m.json?endpoint=http://a:b@minio\n", "spec.checkpoint.resumeFrom", "must not carry credentials"),
+		Entry("plain http dataset endpoint", "  dataset:\n    uri: s3://data/x?endpoint=http://minio:9000\n", "spec.dataset.uri", "allowPlainHTTP: true"),
+		Entry("plain http checkpoint endpoint", "  checkpoint:\n    uri: s3://ckpt/x?region=eu&endpoint=HTTP%3A%2F%2Fminio\n", "spec.checkpoint.uri", "allowPlainHTTP: true"),
+		Entry("plain http resume endpoint", "  checkpoint:\n    uri: s3://ckpt/x\n    resumeFrom: s3://ckpt/x/m.json?endpoint=http://minio\n", "spec.checkpoint.resumeFrom", "allowPlainHTTP: true"),
+		Entry("dataset opt-in does not cover checkpoints", "  dataset:\n    uri: s3://data/x?endpoint=http://minio\n    allowPlainHTTP: true\n  checkpoint:\n    uri: s3://ckpt/x?endpoint=http://minio\n", "spec.checkpoint.uri", "allowPlainHTTP: true"),
 		Entry("dataset path escaping", "  dataset:\n    uri: file:///data/../etc\n", "spec.dataset.uri", "'..'"),
 		Entry("dataset format", "  dataset:\n    uri: file:///data\n    format: png\n", "spec.dataset.format", "Unsupported value"),
 		Entry("synthetic set as idx", "  dataset:\n    uri: synthetic://cifar10\n    format: idx\n", "spec.dataset.format", "cifar10 format"),
@@ -102,6 +106,13 @@ var _ = Describe("Admission", func() {
 			"validatingadmissionpolicy.admissionregistration.k8s.io/kubetrain-manager-creates-workers-only"} {
 			Expect(out).To(ContainSubstring(want))
 		}
+	})
+
+	It("accepts plain http:// endpoints where the job opts in, and https:// without", func() {
+		out, err := apply(jobYAML("plain", "    allowPlainHTTP: true\n  checkpoint:\n    uri: s3://ckpt/x?endpoint=http://minio:9000\n    resumeFrom: s3://ckpt/x/m.json?endpoint=http://minio:9000\n    allowPlainHTTP: true\n"))
+		Expect(err).NotTo(HaveOccurred(), out)
+		out, err = apply(jobYAML("tls", "  checkpoint:\n    uri: s3://ckpt/x?endpoint=https://minio\n"))
+		Expect(err).NotTo(HaveOccurred(), out)
 	})
 
 	It("rejects a name too long for pod labels", func() {

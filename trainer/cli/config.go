@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kubetrain/kubetrain/internal/blob"
 	"github.com/kubetrain/kubetrain/internal/contract"
 	"github.com/kubetrain/kubetrain/trainer/gemm"
 	"github.com/kubetrain/kubetrain/trainer/optim"
@@ -41,6 +42,7 @@ type Config struct {
 	CheckpointEvery int
 	ResumeFrom      string
 	TargetAccuracy  float64
+	AllowPlainHTTP  bool
 	Kernel          string
 }
 
@@ -77,6 +79,8 @@ func NewFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.ResumeFrom, contract.FlagResumeFrom, "", env(contract.FlagResumeFrom, "URI of the checkpoint manifest to resume from; a corrupt one is reported and the newest older valid one is used. Without it the newest checkpoint of this job, if any, is resumed"))
 	fs.Float64Var(&cfg.TargetAccuracy, contract.FlagTargetTestAccuracy, 0, env(contract.FlagTargetTestAccuracy,
 		"stop, successfully, once the test accuracy reaches this (0 to 1; 0 trains every epoch)"))
+	fs.BoolVar(&cfg.AllowPlainHTTP, contract.FlagAllowPlainHTTP, false, env(contract.FlagAllowPlainHTTP,
+		"accept s3:// endpoints that are plain http://, whose data and credentials cross the network unencrypted"))
 	fs.StringVar(&cfg.Kernel, FlagKernel, "", env(FlagKernel, "instruction set of the compute kernels (matrix products, elementwise loops, Adam): "+strings.Join(gemm.Available(), ", ")+"; empty picks the fastest ("+gemm.Best()+")"))
 	fs.Usage = func() { usage(fs) }
 	return fs
@@ -177,6 +181,14 @@ func validate(cfg Config) error {
 		return bad(contract.FlagCheckpointEvery, "%d, want at least 1", cfg.CheckpointEvery)
 	case cfg.Kernel != "" && !slices.Contains(gemm.Available(), cfg.Kernel):
 		return bad(FlagKernel, "kernel %q is not available on this CPU, want one of %v", cfg.Kernel, gemm.Available())
+	}
+	for _, u := range []struct{ flag, uri string }{
+		{contract.FlagDataset, cfg.Dataset}, {contract.FlagCheckpointURI, cfg.CheckpointURI}, {contract.FlagResumeFrom, cfg.ResumeFrom},
+	} {
+		if loc, err := blob.Parse(u.uri); err == nil && loc.PlainHTTP() && !cfg.AllowPlainHTTP {
+			return bad(u.flag, "endpoint %s is plain http://, so data and credentials would cross the network unencrypted: use https://, or pass --%s",
+				loc.Endpoint, contract.FlagAllowPlainHTTP)
+		}
 	}
 	return nil
 }

@@ -58,6 +58,17 @@ func TestParse(t *testing.T) {
 		"too many threads":       {args: []string{"--threads=5000"}, wantErr: "--threads"},
 		"unknown log format":     {args: []string{"--log-format=xml"}, wantErr: "--log-format"},
 		"unknown kernel":         {args: []string{"--kernel=neon"}, wantErr: "--kernel"},
+		"plain http dataset":     {args: []string{"--dataset=s3://d/x?endpoint=http://minio:9000"}, wantErr: "--dataset (KUBETRAIN_DATASET): endpoint http://minio:9000 is plain http://"},
+		"plain http checkpoints": {args: []string{"--checkpoint-uri=s3://c/x?endpoint=HTTP://minio"}, wantErr: "--checkpoint-uri"},
+		"plain http resume":      {args: []string{"--resume-from=s3://c/x/m.json?endpoint=http%3A%2F%2Fminio"}, wantErr: "--resume-from"},
+		"plain http allowed": {
+			args: []string{"--dataset=s3://d/x?endpoint=http://minio:9000", "--allow-plain-http"},
+			want: func(c *Config) { c.Dataset, c.AllowPlainHTTP = "s3://d/x?endpoint=http://minio:9000", true },
+		},
+		"https endpoint": {
+			args: []string{"--checkpoint-uri=s3://c/x?endpoint=https://minio"},
+			want: func(c *Config) { c.CheckpointURI = "s3://c/x?endpoint=https://minio" },
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -54,7 +54,8 @@ func trainRun(t *testing.T, dataset, stopAt string, args ...string) run {
 	out := &cancelOn{needle: stopAt, cancel: cancel}
 	var stderr bytes.Buffer
 	log := termLog(t)
-	args = append([]string{"--dataset=file://" + dataset, "--threads=2", "--seed=7"}, args...)
+	// The test S3 server speaks plain HTTP.
+	args = append([]string{"--dataset=file://" + dataset, "--threads=2", "--seed=7", "--allow-plain-http"}, args...)
 	code := Main(ctx, args, map[string]string{EnvTerminationLog: log}, out, &stderr)
 	return run{code, out.buf.String(), stderr.String(), readResult(t, log)}
 }
@@ -167,7 +168,7 @@ func TestDatasetFromS3(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	args := []string{"--dataset=" + srv.URI("datasets", "cifar"), "--epochs=1", "--scratch-dir=" + t.TempDir()}
+	args := []string{"--dataset=" + srv.URI("datasets", "cifar"), "--allow-plain-http", "--epochs=1", "--scratch-dir=" + t.TempDir()}
 	var stdout, stderr bytes.Buffer
 	log := termLog(t)
 	code := Main(context.Background(), args, map[string]string{EnvTerminationLog: log}, &stdout, &stderr)
