@@ -3,9 +3,11 @@ package controllers
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -43,7 +45,9 @@ type planner struct {
 	// attempts that still run (or are stopping).
 	current   map[int32]*corev1.Pod
 	activeOld []*corev1.Pod
-	out       plan
+	// failed says why the attempt that ended in this pass failed, for the backoff's message.
+	failed string
+	out    plan
 }
 
 // planJob decides what to do with a job, given every pod it owns. It never touches a client.
@@ -178,6 +182,7 @@ func (p *planner) endAttempt(end workerEnd) bool {
 			return true
 		}
 		wait := backoff(st.Failures, p.cfg)
+		p.failed = fmt.Sprintf("%s (%s)", end.message, end.reason)
 		p.emit(corev1.EventTypeWarning, kubetrainv1alpha1.ReasonWorkerFailed, "Restart",
 			fmt.Sprintf("attempt %d failed (%s), retrying in %s: %s", st.Attempt, end.reason, wait, end.message))
 		p.nextAttempt(wait)
@@ -215,8 +220,14 @@ func (p *planner) startAttempt() {
 	}
 	if st.RestartAfter != nil && p.now.Before(st.RestartAfter.Time) {
 		p.requeue(st.RestartAfter.Sub(p.now))
-		p.setPhase(kubetrainv1alpha1.PhaseRestarting, health{reconciling: true, reason: kubetrainv1alpha1.ReasonBackoff,
-			message: fmt.Sprintf("attempt %d starts after %s", st.Attempt, st.RestartAfter.UTC().Format(time.RFC3339))})
+		msg := fmt.Sprintf("attempt %d starts after %s", st.Attempt, st.RestartAfter.UTC().Format(time.RFC3339))
+		if p.failed != "" {
+			msg += "; attempt " + strconv.Itoa(int(st.Attempt-1)) + " failed: " + p.failed
+		} else if c := apimeta.FindStatusCondition(st.Conditions, kubetrainv1alpha1.ConditionReady); c != nil &&
+			c.Reason == kubetrainv1alpha1.ReasonBackoff && strings.HasPrefix(c.Message, msg) {
+			msg = c.Message // why the last attempt failed, as the pass that saw it said
+		}
+		p.setPhase(kubetrainv1alpha1.PhaseRestarting, health{reconciling: true, reason: kubetrainv1alpha1.ReasonBackoff, message: msg})
 		return
 	}
 	if len(p.activeOld) > 0 {

@@ -2,14 +2,17 @@ package controllers
 
 import (
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/contract"
 	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
@@ -349,5 +352,24 @@ func TestBackoff(t *testing.T) {
 		if got := backoff(n, cfg); got != want {
 			t.Errorf("backoff(%d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// While a failed attempt's backoff runs, the Ready condition says why it failed (e.g. a storage
+// deadline that passed), and later passes keep saying it.
+func TestBackoffSaysWhyTheAttemptFailed(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Status(started(kubetrainv1alpha1.PhaseRunning, 0)).Obj()
+	why := `{"outcome":"Retriable","message":"dataset s3://d/x: the download did not finish within --fetch-timeout=1h0m0s"}`
+	pods := []*corev1.Pod{testutil.MakeWorkerPod(tj, 0, 0).Exited(contract.ExitRetriable, why).Obj()}
+	first := planJob(tj, pods, testNow, testCfg)
+	ready := apimeta.FindStatusCondition(first.status.Conditions, kubetrainv1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != kubetrainv1alpha1.ReasonBackoff ||
+		!strings.Contains(ready.Message, "attempt 0 failed") || !strings.Contains(ready.Message, "did not finish within --fetch-timeout=1h0m0s") {
+		t.Fatalf("Ready during the backoff: %+v, want the failure's message", ready)
+	}
+	tj.Status = first.status
+	later := planJob(tj, pods, testNow.Add(3*time.Second), testCfg)
+	if again := apimeta.FindStatusCondition(later.status.Conditions, kubetrainv1alpha1.ConditionReady); again == nil || again.Message != ready.Message {
+		t.Errorf("a later pass during the backoff says %+v, want %q", again, ready.Message)
 	}
 }

@@ -112,7 +112,7 @@ func constructWorkerPod(tj *kubetrainv1alpha1.TrainingJob, rank int32, cfg Confi
 			Containers:                   []corev1.Container{container},
 			Volumes: append([]corev1.Volume{{
 				Name:         scratchVolume,
-				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
+				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(scratchSize(&spec.Resources))}},
 			}}, tmpl.Volumes...),
 			NodeSelector:      tmpl.NodeSelector,
 			Tolerations:       tolerations,
@@ -147,6 +147,7 @@ func trainerArgs(tj *kubetrainv1alpha1.TrainingJob) []string {
 		arg(contract.FlagSeed, strconv.FormatInt(hp.Seed, 10)),
 		arg(contract.FlagLogFormat, contract.LogFormatJSON),
 		arg(contract.FlagScratchDir, contract.ScratchDir),
+		arg(contract.FlagMaxDatasetBytes, strconv.FormatInt(maxDatasetBytes(&spec.Resources), 10)),
 	}
 	if threads := trainerThreads(spec.Resources.CPU); threads > 0 {
 		args = append(args, arg(contract.FlagThreads, strconv.Itoa(threads)))
@@ -169,6 +170,24 @@ func trainerArgs(tj *kubetrainv1alpha1.TrainingJob) []string {
 		args = append(args, arg(contract.FlagAllowPlainHTTP, "true"))
 	}
 	return args
+}
+
+// defaultScratch is the scratch volume's size limit when the job sets none.
+var defaultScratch = resource.MustParse("10Gi")
+
+func scratchSize(r *kubetrainv1alpha1.WorkerResources) resource.Quantity {
+	if r.Scratch != nil {
+		return *r.Scratch
+	}
+	return defaultScratch
+}
+
+// maxDatasetBytes is what the trainer may download into scratch: nine tenths of it, leaving room
+// for its temporary files, so that a dataset too large fails with an error naming it rather than
+// an eviction by the kubelet for a full volume.
+func maxDatasetBytes(r *kubetrainv1alpha1.WorkerResources) int64 {
+	q := scratchSize(r)
+	return max(q.Value()/10*9, 1)
 }
 
 // trainerThreads is the number of compute threads for a worker that requests cpu: the request

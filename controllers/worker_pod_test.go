@@ -88,6 +88,8 @@ func TestConstructWorkerPodShape(t *testing.T) {
 	}
 	if m := c.VolumeMounts; len(m) != 1 || m[0].MountPath != contract.ScratchDir || pod.Spec.Volumes[0].EmptyDir == nil {
 		t.Errorf("scratch volume missing: mounts %+v volumes %+v", m, pod.Spec.Volumes)
+	} else if limit := pod.Spec.Volumes[0].EmptyDir.SizeLimit; limit == nil || limit.String() != "10Gi" {
+		t.Errorf("scratch volume's size limit %v, want the default 10Gi", limit)
 	}
 	// Credentials only by Secret reference.
 	secretRefs := map[string]bool{}
@@ -126,6 +128,7 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 	tj.Spec.Checkpoint.EveryEpochs = 2
 	tj.Spec.Checkpoint.Keep = 5
 	tj.Spec.Resources.CPU = ptr.To(resource.MustParse("1500m"))
+	tj.Spec.Resources.Scratch = ptr.To(resource.MustParse("2Gi"))
 	tj.Status.LatestCheckpoint = &kubetrainv1alpha1.CheckpointRef{URI: "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json?endpoint=http://minio:9000"}
 
 	c := constructWorkerPod(tj, 0, testCfg).Spec.Containers[0]
@@ -143,9 +146,16 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 		Model: "reference-cnn", Dataset: "file:///data/fashion-mnist", DatasetFormat: "idx", Epochs: 3, BatchSize: 64,
 		LearningRate: 0.0005, Optimizer: "sgd", Seed: 42, Threads: 2, LogFormat: "json", ScratchDir: "/scratch",
 		CheckpointURI: "s3://ckpt/runs?endpoint=http://minio:9000", CheckpointKeep: 5, CheckpointEvery: 2,
-		ResumeFrom:     "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json?endpoint=http://minio:9000",
-		AllowPlainHTTP: true,
+		ResumeFrom:      "s3://ckpt/runs/ns/fmnist/uid-fmnist/rank-0/ckpt-000002-ab12/manifest.json?endpoint=http://minio:9000",
+		AllowPlainHTTP:  true,
+		MaxDatasetBytes: 2 << 30 / 10 * 9, // nine tenths of the 2Gi scratch volume
 	}
+	// The trainer's own defaults for what the controller does not set.
+	defaults, err := cli.Parse(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.MaxCheckpointBytes, want.FetchTimeout, want.ResumeTimeout = defaults.MaxCheckpointBytes, defaults.FetchTimeout, defaults.ResumeTimeout
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("trainer config (-want,+got):\n%s", diff)
 	}

@@ -206,6 +206,13 @@ type WorkerResources struct {
 	// Memory request and limit of each worker.
 	// +optional
 	Memory *resource.Quantity `json:"memory,omitempty"`
+
+	// Scratch is the size limit of each worker's scratch volume, which holds an s3:// dataset once
+	// downloaded and the trainer's temporary files; the trainer downloads at most nine tenths of
+	// it, and refuses a larger dataset by name instead of filling the node's disk. Default 10Gi.
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self > 0 : quantity(self).isGreaterThan(quantity('0'))",message="must be more than 0"
+	// +optional
+	Scratch *resource.Quantity `json:"scratch,omitempty"`
 }
 
 // CheckpointSpec says where and how often checkpoints are written.

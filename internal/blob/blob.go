@@ -14,9 +14,11 @@
 package blob
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -179,4 +181,49 @@ func openS3(ctx context.Context, loc Location) (*blob.Bucket, error) {
 		o.UsePathStyle = loc.PathStyle
 	})
 	return s3blob.OpenBucket(ctx, client, loc.Bucket, nil)
+}
+
+// TooLargeError says that an object is larger than a reader may take.
+type TooLargeError struct {
+	Key         string
+	Size, Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Size < 0 {
+		return fmt.Sprintf("%s is larger than %d bytes, the most it may be", e.Key, e.Limit)
+	}
+	return fmt.Sprintf("%s is %d bytes, more than the %d it may be", e.Key, e.Size, e.Limit)
+}
+
+// ReadAtMost reads a whole object of at most limit bytes. A larger one is a *TooLargeError, found
+// from its listed size before any of it is read, or after limit bytes when the store's size is
+// wrong: nothing read from storage is held in memory unbounded.
+func ReadAtMost(ctx context.Context, b *Bucket, key string, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := CopyAtMost(ctx, &buf, b, key, limit); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// CopyAtMost copies an object of at most limit bytes into w, and returns how many bytes it wrote.
+// A larger object is a *TooLargeError, found as ReadAtMost finds it.
+func CopyAtMost(ctx context.Context, w io.Writer, b *Bucket, key string, limit int64) (int64, error) {
+	r, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	if r.Size() > limit {
+		return 0, &TooLargeError{Key: key, Size: r.Size(), Limit: limit}
+	}
+	n, err := io.Copy(w, io.LimitReader(r, limit+1))
+	if err != nil {
+		return n, err
+	}
+	if n > limit {
+		return n, &TooLargeError{Key: key, Size: -1, Limit: limit}
+	}
+	return n, nil
 }

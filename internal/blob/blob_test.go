@@ -129,3 +129,28 @@ func TestFileAndMem(t *testing.T) {
 	roundTrip(t, "file://"+t.TempDir()+"/ckpt")
 	roundTrip(t, "mem://runs")
 }
+
+// Reads stop at their limit: an object larger than the reader may take is refused, naming it.
+func TestReadAtMost(t *testing.T) {
+	ctx := context.Background()
+	b, err := blob.Open(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.WriteAll(ctx, "obj", []byte("0123456789"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := blob.ReadAtMost(ctx, b, "obj", 10); err != nil || string(data) != "0123456789" {
+		t.Fatalf("ReadAtMost at the object's size: %q, %v", data, err)
+	}
+	_, err = blob.ReadAtMost(ctx, b, "obj", 9)
+	var large *blob.TooLargeError
+	if !errors.As(err, &large) || large.Key != "obj" || large.Size != 10 || large.Limit != 9 {
+		t.Fatalf("ReadAtMost past the limit: %v, want a TooLargeError for obj of 10 bytes", err)
+	}
+	var sink strings.Builder
+	if _, err := blob.CopyAtMost(ctx, &sink, b, "obj", 3); !errors.As(err, &large) || sink.Len() != 0 {
+		t.Fatalf("CopyAtMost past the limit: %v after copying %d bytes, want a TooLargeError before any", err, sink.Len())
+	}
+}

@@ -102,14 +102,27 @@ func Commit(ctx context.Context, b *blob.Bucket, jobPrefix string, m contract.Ma
 	return key, nil
 }
 
+// MaxManifestBytes bounds a manifest: it lists a few objects, so anything near this is not one.
+const MaxManifestBytes = 1 << 20
+
+// DefaultMaxBytes is the default bound on a checkpoint's objects together (the reference model's
+// weights and optimizer state take a few MB).
+const DefaultMaxBytes = 1 << 30
+
 // Read reads the checkpoint whose manifest is at key and verifies every object against it. A
-// checkpoint that fails verification is a *CorruptError naming the object and what differs.
-func Read(ctx context.Context, b *blob.Bucket, key string) (contract.Manifest, []Object, error) {
+// checkpoint that fails verification is a *CorruptError naming the object and what differs; so is
+// one whose objects together are larger than maxBytes, found from the manifest before any object
+// is read. No object is read past the size its manifest gives.
+func Read(ctx context.Context, b *blob.Bucket, key string, maxBytes int64) (contract.Manifest, []Object, error) {
 	var m contract.Manifest
-	raw, err := b.ReadAll(ctx, key)
+	raw, err := blob.ReadAtMost(ctx, b, key, MaxManifestBytes)
 	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
+		var large *blob.TooLargeError
+		switch {
+		case gcerrors.Code(err) == gcerrors.NotFound:
 			return m, nil, &CorruptError{Key: key, Reason: "no manifest"}
+		case errors.As(err, &large):
+			return m, nil, &CorruptError{Key: key, Reason: "manifest: " + err.Error()}
 		}
 		return m, nil, fmt.Errorf("reading checkpoint manifest %s: %w", key, err)
 	}
@@ -121,6 +134,14 @@ func Read(ctx context.Context, b *blob.Bucket, key string) (contract.Manifest, [
 	if m.Version != contract.ManifestVersion {
 		return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("manifest version %d, want %d", m.Version, contract.ManifestVersion)}
 	}
+	var total int64
+	for _, o := range m.Objects {
+		if o.Size < 0 || o.Size > maxBytes-total {
+			return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf(
+				"the manifest lists objects of more than %d bytes together (object %s: %d bytes), the most a checkpoint may hold", maxBytes, o.Name, o.Size)}
+		}
+		total += o.Size
+	}
 	dir := strings.TrimSuffix(key, contract.ManifestName)
 	objects := make([]Object, 0, len(m.Objects))
 	for _, o := range m.Objects {
@@ -129,11 +150,14 @@ func Read(ctx context.Context, b *blob.Bucket, key string) (contract.Manifest, [
 		if err := contract.CheckKeyComponent(o.Name); err != nil {
 			return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object name %q: %v", o.Name, err)}
 		}
-		data, err := b.ReadAll(ctx, dir+o.Name)
-		if err != nil {
-			if gcerrors.Code(err) == gcerrors.NotFound {
-				return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object %s is missing", o.Name)}
-			}
+		data, err := blob.ReadAtMost(ctx, b, dir+o.Name, o.Size)
+		var large *blob.TooLargeError
+		switch {
+		case gcerrors.Code(err) == gcerrors.NotFound:
+			return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object %s is missing", o.Name)}
+		case errors.As(err, &large):
+			return m, nil, &CorruptError{Key: key, Reason: fmt.Sprintf("object %s is larger than the %d bytes the manifest says", o.Name, o.Size)}
+		case err != nil:
 			return m, nil, fmt.Errorf("reading checkpoint object %s%s: %w", dir, o.Name, err)
 		}
 		if int64(len(data)) != o.Size {
@@ -178,7 +202,7 @@ func List(ctx context.Context, b *blob.Bucket, jobPrefix string) ([]Entry, error
 
 // Latest reads the newest checkpoint that verifies, trying preferred first (the one the controller
 // named). Each corrupt checkpoint skipped is reported through skipped; none found is (nil, nil).
-func Latest(ctx context.Context, b *blob.Bucket, jobPrefix, preferred string, skipped func(error)) (*contract.Manifest, []Object, string, error) {
+func Latest(ctx context.Context, b *blob.Bucket, jobPrefix, preferred string, maxBytes int64, skipped func(error)) (*contract.Manifest, []Object, string, error) {
 	entries, err := List(ctx, b, jobPrefix)
 	if err != nil {
 		return nil, nil, "", err
@@ -193,7 +217,7 @@ func Latest(ctx context.Context, b *blob.Bucket, jobPrefix, preferred string, sk
 		}
 	}
 	for _, k := range keys {
-		m, objects, err := Read(ctx, b, k)
+		m, objects, err := Read(ctx, b, k, maxBytes)
 		var corrupt *CorruptError
 		if errors.As(err, &corrupt) {
 			if skipped != nil {
@@ -225,8 +249,9 @@ func Prune(ctx context.Context, b *blob.Bucket, jobPrefix string, keep int) erro
 	var done []committed
 	var torn []string
 	for _, d := range dirs {
-		raw, err := b.ReadAll(ctx, d.dir+contract.ManifestName)
-		if gcerrors.Code(err) == gcerrors.NotFound {
+		raw, err := blob.ReadAtMost(ctx, b, d.dir+contract.ManifestName, MaxManifestBytes)
+		var large *blob.TooLargeError
+		if gcerrors.Code(err) == gcerrors.NotFound || errors.As(err, &large) {
 			torn = append(torn, d.dir)
 			continue
 		}

@@ -1,7 +1,9 @@
 package checkpoint
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,7 +45,7 @@ func TestCommitAndReadOnARealS3Server(t *testing.T) {
 	if !strings.HasPrefix(key, prefix+"ckpt-000003-") || !strings.HasSuffix(key, "/manifest.json") {
 		t.Errorf("key %q does not follow the layout", key)
 	}
-	m, objects, err := Read(context.Background(), b, key)
+	m, objects, err := Read(context.Background(), b, key, DefaultMaxBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func TestCommitAndReadOnARealS3Server(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = Read(context.Background(), b, key)
+	_, _, err = Read(context.Background(), b, key, DefaultMaxBytes)
 	var corrupt *CorruptError
 	if !errors.As(err, &corrupt) || !strings.Contains(err.Error(), "weights.bin has SHA-256") {
 		t.Fatalf("Read of a corrupted checkpoint: %v, want a CorruptError naming weights.bin", err)
@@ -77,13 +79,29 @@ func TestReadDetectsDamage(t *testing.T) {
 		"missing object":   {func(b *blob.Bucket, dir string) { _ = b.Delete(context.Background(), dir+"optimizer.bin") }, "optimizer.bin is missing"},
 		"garbled manifest": {func(b *blob.Bucket, dir string) { write(t, b, dir+"manifest.json", []byte("{")) }, "not valid JSON"},
 		"no manifest":      {func(b *blob.Bucket, dir string) { _ = b.Delete(context.Background(), dir+"manifest.json") }, "no manifest"},
+		"grown object": {func(b *blob.Bucket, dir string) {
+			write(t, b, dir+"weights.bin", bytes.Repeat([]byte("w"), 1<<20))
+		}, "weights.bin is larger than the"},
+		"huge manifest": {func(b *blob.Bucket, dir string) {
+			write(t, b, dir+"manifest.json", bytes.Repeat([]byte(" "), MaxManifestBytes+1))
+		}, "more than the 1048576 it may be"},
+		"manifest claims a huge object": {func(b *blob.Bucket, dir string) {
+			var m contract.Manifest
+			raw, _ := b.ReadAll(context.Background(), dir+"manifest.json")
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			m.Objects[0].Size = 1 << 40
+			raw, _ = json.Marshal(m)
+			write(t, b, dir+"manifest.json", raw)
+		}, "the most a checkpoint may hold"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			b := open(t, "mem://")
 			key := commit(t, b, 1, 0.5)
 			tc.damage(b, strings.TrimSuffix(key, contract.ManifestName))
-			_, _, err := Read(context.Background(), b, key)
+			_, _, err := Read(context.Background(), b, key, DefaultMaxBytes)
 			var corrupt *CorruptError
 			if !errors.As(err, &corrupt) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), key) {
 				t.Fatalf("Read: %v, want a CorruptError naming %s and saying %q", err, key, tc.want)
@@ -98,7 +116,7 @@ func TestLatestFallsBackPastACorruptCheckpoint(t *testing.T) {
 	newer := commit(t, b, 2, 0.6)
 	write(t, b, strings.TrimSuffix(newer, contract.ManifestName)+"weights.bin", []byte("bit rot"))
 	var skipped []error
-	m, _, key, err := Latest(context.Background(), b, prefix, newer, func(err error) { skipped = append(skipped, err) })
+	m, _, key, err := Latest(context.Background(), b, prefix, newer, DefaultMaxBytes, func(err error) { skipped = append(skipped, err) })
 	if err != nil || key != older || m.Epoch != 1 {
 		t.Fatalf("Latest = %v %q %v, want the older checkpoint %q", m, key, err, older)
 	}
@@ -128,7 +146,7 @@ func TestCrashAtAnyInstantOfACommit(t *testing.T) {
 			if crashAt < writes && err == nil {
 				t.Fatal("the commit did not fail")
 			}
-			m, _, key, err := Latest(context.Background(), b, prefix, "", func(err error) { t.Errorf("skipped a corrupt checkpoint: %v", err) })
+			m, _, key, err := Latest(context.Background(), b, prefix, "", DefaultMaxBytes, func(err error) { t.Errorf("skipped a corrupt checkpoint: %v", err) })
 			if err != nil {
 				t.Fatal(err)
 			}

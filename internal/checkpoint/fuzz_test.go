@@ -35,7 +35,7 @@ func FuzzRead(f *testing.F) {
 		if err := b.WriteAll(ctx, dir+"manifest.json", manifest, nil); err != nil {
 			t.Fatal(err)
 		}
-		m, objects, err := Read(ctx, b, dir+"manifest.json")
+		m, objects, err := Read(ctx, b, dir+"manifest.json", DefaultMaxBytes)
 		if err != nil {
 			var corrupt *CorruptError
 			if !errors.As(err, &corrupt) {

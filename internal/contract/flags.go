@@ -24,6 +24,9 @@ const (
 	FlagResumeFrom = "resume-from"
 	// FlagTargetTestAccuracy stops training, successfully, once the test accuracy reaches it.
 	FlagTargetTestAccuracy = "target-test-accuracy"
+	// FlagMaxDatasetBytes bounds what an s3:// dataset download may write into the scratch
+	// directory; the controller sets it below the scratch volume's size limit.
+	FlagMaxDatasetBytes = "max-dataset-bytes"
 	// FlagAllowPlainHTTP accepts s3:// endpoints that are plain http://; without it they are refused.
 	FlagAllowPlainHTTP = "allow-plain-http"
 )

@@ -365,7 +365,7 @@ func expectCheckpointsInBucket(ctx context.Context, tj *kubetrainv1alpha1.Traini
 	Expect(len(entries)).To(BeNumerically("<=", tj.Spec.Checkpoint.Keep), "pruned to spec.checkpoint.keep")
 	Expect(entries[0].Epoch).To(Equal(int(tj.Spec.Hyperparameters.Epochs)))
 	for _, e := range entries {
-		m, objects, err := checkpoint.Read(ctx, b, e.Key)
+		m, objects, err := checkpoint.Read(ctx, b, e.Key, checkpoint.DefaultMaxBytes)
 		Expect(err).NotTo(HaveOccurred(), "checkpoint %s", e.Key)
 		Expect(m.Epoch).To(Equal(e.Epoch))
 		Expect(objects).NotTo(BeEmpty())

@@ -94,7 +94,7 @@ var _ = Describe("The trainer binary against the API server and S3", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(entries).To(HaveLen(2))
 		for _, e := range entries {
-			_, _, err := checkpoint.Read(ctx, b, e.Key)
+			_, _, err := checkpoint.Read(ctx, b, e.Key, checkpoint.DefaultMaxBytes)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(got.Status.ModelURI).To(ContainSubstring(strings.TrimSuffix(entries[0].Key, contract.ManifestName)))
 		}

@@ -87,6 +87,9 @@ var _ = Describe("Admission", func() {
 		Entry("checkpoint interval", "  checkpoint:\n    uri: s3://ckpt\n    everyEpochs: 0\n", "spec.checkpoint.everyEpochs", "greater than or equal to 1"),
 		Entry("negative GPUs", "  resources:\n    gpus: -1\n", "spec.resources.gpus", "greater than or equal to 0"),
 		Entry("GPU resource name", "  resources:\n    gpuResourceName: gpu\n", "spec.resources.gpuResourceName", "should match"),
+		Entry("zero scratch", "  resources:\n    scratch: \"0\"\n", "spec.resources.scratch", "must be more than 0"),
+		Entry("zero scratch as a number", "  resources:\n    scratch: 0\n", "spec.resources.scratch", "must be more than 0"),
+		Entry("negative scratch", "  resources:\n    scratch: -1Gi\n", "spec.resources.scratch", "must be more than 0"),
 		Entry("memory quantity", "  resources:\n    memory: lots\n", "spec.resources.memory", "should match"),
 		Entry("negative backoff limit", "  runPolicy:\n    backoffLimit: -1\n", "spec.runPolicy.backoffLimit", "greater than or equal to 0"),
 		Entry("zero deadline", "  runPolicy:\n    activeDeadlineSeconds: 0\n", "spec.runPolicy.activeDeadlineSeconds", "greater than or equal to 1"),
@@ -111,7 +114,7 @@ var _ = Describe("Admission", func() {
 	It("accepts plain http:// endpoints where the job opts in, and https:// without", func() {
 		out, err := apply(jobYAML("plain", "    allowPlainHTTP: true\n  checkpoint:\n    uri: s3://ckpt/x?endpoint=http://minio:9000\n    resumeFrom: s3://ckpt/x/m.json?endpoint=http://minio:9000\n    allowPlainHTTP: true\n"))
 		Expect(err).NotTo(HaveOccurred(), out)
-		out, err = apply(jobYAML("tls", "  checkpoint:\n    uri: s3://ckpt/x?endpoint=https://minio\n"))
+		out, err = apply(jobYAML("tls", "  checkpoint:\n    uri: s3://ckpt/x?endpoint=https://minio\n  resources:\n    scratch: 50Gi\n"))
 		Expect(err).NotTo(HaveOccurred(), out)
 	})
 

@@ -9,8 +9,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kubetrain/kubetrain/internal/blob"
+	"github.com/kubetrain/kubetrain/internal/checkpoint"
 	"github.com/kubetrain/kubetrain/internal/contract"
 	"github.com/kubetrain/kubetrain/trainer/gemm"
 	"github.com/kubetrain/kubetrain/trainer/optim"
@@ -20,30 +22,40 @@ import (
 const (
 	// FlagKernel forces the instruction set of every compute kernel (go, avx2, avx512); empty picks the fastest.
 	FlagKernel = "kernel"
+	// FlagMaxCheckpointBytes bounds the objects of one checkpoint together, read when resuming.
+	FlagMaxCheckpointBytes = "max-checkpoint-bytes"
+	// FlagFetchTimeout bounds the download of an s3:// dataset; FlagResumeTimeout the reading of
+	// the checkpoint to resume from. A stalled store ends the run (retriably) instead of holding it.
+	FlagFetchTimeout  = "fetch-timeout"
+	FlagResumeTimeout = "resume-timeout"
 	// EnvTerminationLog overrides contract.TerminationLogPath, for tests.
 	EnvTerminationLog = contract.EnvPrefix + "TERMINATION_LOG"
 )
 
 // Config is the trainer's parsed configuration.
 type Config struct {
-	Model           string
-	Dataset         string
-	DatasetFormat   string
-	Epochs          int
-	BatchSize       int
-	LearningRate    float64
-	Optimizer       string
-	Seed            uint64
-	Threads         int
-	LogFormat       string
-	ScratchDir      string
-	CheckpointURI   string
-	CheckpointKeep  int
-	CheckpointEvery int
-	ResumeFrom      string
-	TargetAccuracy  float64
-	AllowPlainHTTP  bool
-	Kernel          string
+	Model              string
+	Dataset            string
+	DatasetFormat      string
+	Epochs             int
+	BatchSize          int
+	LearningRate       float64
+	Optimizer          string
+	Seed               uint64
+	Threads            int
+	LogFormat          string
+	ScratchDir         string
+	CheckpointURI      string
+	CheckpointKeep     int
+	CheckpointEvery    int
+	ResumeFrom         string
+	TargetAccuracy     float64
+	AllowPlainHTTP     bool
+	MaxDatasetBytes    int64
+	MaxCheckpointBytes int64
+	FetchTimeout       time.Duration
+	ResumeTimeout      time.Duration
+	Kernel             string
 }
 
 // ConfigError is a flag or environment variable the trainer cannot accept; it exits with
@@ -79,6 +91,12 @@ func NewFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.ResumeFrom, contract.FlagResumeFrom, "", env(contract.FlagResumeFrom, "URI of the checkpoint manifest to resume from; a corrupt one is reported and the newest older valid one is used. Without it the newest checkpoint of this job, if any, is resumed"))
 	fs.Float64Var(&cfg.TargetAccuracy, contract.FlagTargetTestAccuracy, 0, env(contract.FlagTargetTestAccuracy,
 		"stop, successfully, once the test accuracy reaches this (0 to 1; 0 trains every epoch)"))
+	fs.Int64Var(&cfg.MaxDatasetBytes, contract.FlagMaxDatasetBytes, 8<<30, env(contract.FlagMaxDatasetBytes,
+		"the most bytes an s3:// dataset may take in the scratch directory"))
+	fs.Int64Var(&cfg.MaxCheckpointBytes, FlagMaxCheckpointBytes, checkpoint.DefaultMaxBytes, env(FlagMaxCheckpointBytes,
+		"the most bytes the objects of one checkpoint may take together; a larger one is skipped as corrupt"))
+	fs.DurationVar(&cfg.FetchTimeout, FlagFetchTimeout, time.Hour, env(FlagFetchTimeout, "deadline for downloading an s3:// dataset"))
+	fs.DurationVar(&cfg.ResumeTimeout, FlagResumeTimeout, 10*time.Minute, env(FlagResumeTimeout, "deadline for reading the checkpoint to resume from"))
 	fs.BoolVar(&cfg.AllowPlainHTTP, contract.FlagAllowPlainHTTP, false, env(contract.FlagAllowPlainHTTP,
 		"accept s3:// endpoints that are plain http://, whose data and credentials cross the network unencrypted"))
 	fs.StringVar(&cfg.Kernel, FlagKernel, "", env(FlagKernel, "instruction set of the compute kernels (matrix products, elementwise loops, Adam): "+strings.Join(gemm.Available(), ", ")+"; empty picks the fastest ("+gemm.Best()+")"))
@@ -179,6 +197,14 @@ func validate(cfg Config) error {
 		return bad(contract.FlagCheckpointKeep, "%d, want at least 1", cfg.CheckpointKeep)
 	case cfg.CheckpointEvery < 1:
 		return bad(contract.FlagCheckpointEvery, "%d, want at least 1", cfg.CheckpointEvery)
+	case cfg.MaxDatasetBytes < 1:
+		return bad(contract.FlagMaxDatasetBytes, "%d, want at least 1", cfg.MaxDatasetBytes)
+	case cfg.MaxCheckpointBytes < 1:
+		return bad(FlagMaxCheckpointBytes, "%d, want at least 1", cfg.MaxCheckpointBytes)
+	case cfg.FetchTimeout <= 0:
+		return bad(FlagFetchTimeout, "%v, want more than 0", cfg.FetchTimeout)
+	case cfg.ResumeTimeout <= 0:
+		return bad(FlagResumeTimeout, "%v, want more than 0", cfg.ResumeTimeout)
 	case cfg.Kernel != "" && !slices.Contains(gemm.Available(), cfg.Kernel):
 		return bad(FlagKernel, "kernel %q is not available on this CPU, want one of %v", cfg.Kernel, gemm.Available())
 	}

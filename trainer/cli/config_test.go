@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -18,6 +19,7 @@ func defaults() Config {
 		Epochs: 1, BatchSize: 32, LearningRate: 1e-3, Optimizer: contract.OptimizerAdam, Seed: 1,
 		Threads: runtime.GOMAXPROCS(0), LogFormat: contract.LogFormatText, ScratchDir: contract.ScratchDir,
 		CheckpointKeep: 3, CheckpointEvery: 1,
+		MaxDatasetBytes: 8 << 30, MaxCheckpointBytes: 1 << 30, FetchTimeout: time.Hour, ResumeTimeout: 10 * time.Minute,
 	}
 }
 
@@ -46,21 +48,25 @@ func TestParse(t *testing.T) {
 			env:  map[string]string{"KUBETRAIN_EPOCHS": "5"},
 			want: func(c *Config) { c.Epochs = 2 },
 		},
-		"bad environment value":  {env: map[string]string{"KUBETRAIN_BATCH_SIZE": "many"}, wantErr: `KUBETRAIN_BATCH_SIZE="many"`},
-		"bad flag value":         {args: []string{"--epochs=x"}, wantErr: "-epochs"},
-		"unknown flag":           {args: []string{"--gpus=1"}, wantErr: "gpus"},
-		"positional argument":    {args: []string{"train"}, wantErr: `unexpected argument "train"`},
-		"zero epochs":            {args: []string{"--epochs=0"}, wantErr: "--epochs (KUBETRAIN_EPOCHS): 0, want at least 1"},
-		"unknown model":          {env: map[string]string{"KUBETRAIN_MODEL": "resnet"}, wantErr: `--model (KUBETRAIN_MODEL): unknown model "resnet"`},
-		"unknown format":         {args: []string{"--dataset-format=png"}, wantErr: "--dataset-format"},
-		"negative learning rate": {args: []string{"--learning-rate=-1"}, wantErr: "--learning-rate"},
-		"unknown optimizer":      {args: []string{"--optimizer=rmsprop"}, wantErr: "--optimizer"},
-		"too many threads":       {args: []string{"--threads=5000"}, wantErr: "--threads"},
-		"unknown log format":     {args: []string{"--log-format=xml"}, wantErr: "--log-format"},
-		"unknown kernel":         {args: []string{"--kernel=neon"}, wantErr: "--kernel"},
-		"plain http dataset":     {args: []string{"--dataset=s3://d/x?endpoint=http://minio:9000"}, wantErr: "--dataset (KUBETRAIN_DATASET): endpoint http://minio:9000 is plain http://"},
-		"plain http checkpoints": {args: []string{"--checkpoint-uri=s3://c/x?endpoint=HTTP://minio"}, wantErr: "--checkpoint-uri"},
-		"plain http resume":      {args: []string{"--resume-from=s3://c/x/m.json?endpoint=http%3A%2F%2Fminio"}, wantErr: "--resume-from"},
+		"bad environment value":   {env: map[string]string{"KUBETRAIN_BATCH_SIZE": "many"}, wantErr: `KUBETRAIN_BATCH_SIZE="many"`},
+		"bad flag value":          {args: []string{"--epochs=x"}, wantErr: "-epochs"},
+		"unknown flag":            {args: []string{"--gpus=1"}, wantErr: "gpus"},
+		"positional argument":     {args: []string{"train"}, wantErr: `unexpected argument "train"`},
+		"zero epochs":             {args: []string{"--epochs=0"}, wantErr: "--epochs (KUBETRAIN_EPOCHS): 0, want at least 1"},
+		"unknown model":           {env: map[string]string{"KUBETRAIN_MODEL": "resnet"}, wantErr: `--model (KUBETRAIN_MODEL): unknown model "resnet"`},
+		"unknown format":          {args: []string{"--dataset-format=png"}, wantErr: "--dataset-format"},
+		"negative learning rate":  {args: []string{"--learning-rate=-1"}, wantErr: "--learning-rate"},
+		"unknown optimizer":       {args: []string{"--optimizer=rmsprop"}, wantErr: "--optimizer"},
+		"too many threads":        {args: []string{"--threads=5000"}, wantErr: "--threads"},
+		"unknown log format":      {args: []string{"--log-format=xml"}, wantErr: "--log-format"},
+		"unknown kernel":          {args: []string{"--kernel=neon"}, wantErr: "--kernel"},
+		"zero dataset limit":      {args: []string{"--max-dataset-bytes=0"}, wantErr: "--max-dataset-bytes"},
+		"zero checkpoint limit":   {args: []string{"--max-checkpoint-bytes=0"}, wantErr: "--max-checkpoint-bytes"},
+		"zero fetch timeout":      {args: []string{"--fetch-timeout=0s"}, wantErr: "--fetch-timeout"},
+		"negative resume timeout": {args: []string{"--resume-timeout=-1s"}, wantErr: "--resume-timeout"},
+		"plain http dataset":      {args: []string{"--dataset=s3://d/x?endpoint=http://minio:9000"}, wantErr: "--dataset (KUBETRAIN_DATASET): endpoint http://minio:9000 is plain http://"},
+		"plain http checkpoints":  {args: []string{"--checkpoint-uri=s3://c/x?endpoint=HTTP://minio"}, wantErr: "--checkpoint-uri"},
+		"plain http resume":       {args: []string{"--resume-from=s3://c/x/m.json?endpoint=http%3A%2F%2Fminio"}, wantErr: "--resume-from"},
 		"plain http allowed": {
 			args: []string{"--dataset=s3://d/x?endpoint=http://minio:9000", "--allow-plain-http"},
 			want: func(c *Config) { c.Dataset, c.AllowPlainHTTP = "s3://d/x?endpoint=http://minio:9000", true },

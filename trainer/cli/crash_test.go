@@ -78,7 +78,7 @@ func TestKilledAtAnyInstantResumesExactly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, _, _, err := checkpoint.Latest(context.Background(), b, "local/trainer/run/rank-0/", "", nil)
+		m, _, _, err := checkpoint.Latest(context.Background(), b, "local/trainer/run/rank-0/", "", checkpoint.DefaultMaxBytes, nil)
 		b.Close()
 		if err != nil {
 			t.Fatal(err)

@@ -125,7 +125,7 @@ func (s *session) resume(ctx context.Context, t *train.Trainer) (string, error) 
 	var err error
 	skipped := func(err error) { s.warn("%v; trying an older checkpoint", err) }
 	if ownKey, ok := s.keyOf(from); s.bucket != nil && (from == "" || ok) {
-		m, objects, key, err = checkpoint.Latest(ctx, s.bucket, s.jobPrefix, ownKey, skipped)
+		m, objects, key, err = checkpoint.Latest(ctx, s.bucket, s.jobPrefix, ownKey, s.cfg.MaxCheckpointBytes, skipped)
 	} else {
 		m, objects, key, err = s.readForeign(ctx, from)
 	}
@@ -178,7 +178,7 @@ func (s *session) readForeign(ctx context.Context, uri string) (*contract.Manife
 		return nil, nil, "", &ConfigError{Msg: fmt.Sprintf("--%s: %v", contract.FlagResumeFrom, err)}
 	}
 	defer b.Close()
-	m, objects, err := checkpoint.Read(ctx, b, name)
+	m, objects, err := checkpoint.Read(ctx, b, name, s.cfg.MaxCheckpointBytes)
 	var corrupt *checkpoint.CorruptError
 	if errors.As(err, &corrupt) {
 		return nil, nil, "", &dataError{fmt.Sprintf("--%s: %v", contract.FlagResumeFrom, err)}
@@ -279,10 +279,13 @@ var datasetFiles = map[string][]string{
 
 // fetchDataset copies an s3:// dataset into the scratch directory and returns its file:// URI;
 // the loader then verifies every file before training starts. Other URIs are returned as they are.
+// The download streams to disk, at most --max-dataset-bytes in all, within --fetch-timeout.
 func fetchDataset(ctx context.Context, cfg Config) (string, error) {
 	if !strings.HasPrefix(cfg.Dataset, contract.SchemeS3+"://") {
 		return cfg.Dataset, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.FetchTimeout)
+	defer cancel()
 	b, err := blob.Open(ctx, cfg.Dataset)
 	if err != nil {
 		return "", &ConfigError{Msg: fmt.Sprintf("--%s: %v", contract.FlagDataset, err)}
@@ -292,6 +295,7 @@ func fetchDataset(ctx context.Context, cfg Config) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
+	left := cfg.MaxDatasetBytes
 	for _, name := range datasetFiles[cfg.DatasetFormat] {
 		candidates := []string{name}
 		if cfg.DatasetFormat == contract.FormatIDX {
@@ -299,16 +303,20 @@ func fetchDataset(ctx context.Context, cfg Config) (string, error) {
 		}
 		found := false
 		for _, key := range candidates {
-			data, err := b.ReadAll(ctx, key)
-			if gcerrors.Code(err) == gcerrors.NotFound {
+			n, err := copyObject(ctx, b, key, filepath.Join(dir, key), left)
+			var large *blob.TooLargeError
+			switch {
+			case gcerrors.Code(err) == gcerrors.NotFound:
 				continue
-			}
-			if err != nil {
+			case errors.As(err, &large):
+				return "", &ConfigError{Msg: fmt.Sprintf("dataset %s: %v: the dataset may take at most --%s=%d bytes in all (the worker's scratch space, spec.resources.scratch)",
+					cfg.Dataset, err, contract.FlagMaxDatasetBytes, cfg.MaxDatasetBytes)}
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
+				return "", fmt.Errorf("dataset %s: the download did not finish within --%s=%v (reading %s)", cfg.Dataset, FlagFetchTimeout, cfg.FetchTimeout, key)
+			case err != nil:
 				return "", fmt.Errorf("dataset %s: reading %s: %w", cfg.Dataset, key, err)
 			}
-			if err := os.WriteFile(filepath.Join(dir, key), data, 0o644); err != nil {
-				return "", err
-			}
+			left -= n
 			found = true
 			break
 		}
@@ -318,4 +326,20 @@ func fetchDataset(ctx context.Context, cfg Config) (string, error) {
 		}
 	}
 	return "file://" + dir, nil
+}
+
+// copyObject copies the object key, of at most limit bytes, into the file path.
+func copyObject(ctx context.Context, b *blob.Bucket, key, path string, limit int64) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := blob.CopyAtMost(ctx, f, b, key, limit)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return n, err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -180,6 +181,15 @@ func TestDatasetFromS3(t *testing.T) {
 	if err := b.WriteAll(context.Background(), "test_batch.bin", data, nil); err != nil {
 		t.Fatal(err)
 	}
+
+	// A dataset larger than the scratch space allows is refused while it downloads, as configuration.
+	log = termLog(t)
+	limited := append([]string{"--max-dataset-bytes=1000000"}, args...)
+	code = Main(context.Background(), limited, map[string]string{EnvTerminationLog: log}, &stdout, &stderr)
+	if msg := readResult(t, log).Message; code != contract.ExitInvalidConfig || !strings.Contains(msg, "data_batch_") ||
+		!strings.Contains(msg, "--max-dataset-bytes=1000000") {
+		t.Fatalf("exit %d, %q; want invalid config naming the file and --max-dataset-bytes", code, msg)
+	}
 	stdout.Reset()
 	stderr.Reset()
 	if code := Main(context.Background(), args, map[string]string{EnvTerminationLog: termLog(t)}, &stdout, &stderr); code != contract.ExitSucceeded {
@@ -247,5 +257,64 @@ func TestTargetAccuracyStopsEarly(t *testing.T) {
 	}
 	if !strings.Contains(r.result.Checkpoint, fmt.Sprintf("ckpt-%06d-", r.result.Last.Epoch)) {
 		t.Errorf("checkpoint %q is not the stopping epoch's", r.result.Checkpoint)
+	}
+}
+
+// stalledEndpoint is an S3 endpoint that accepts connections and never answers.
+func stalledEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// A store that stops answering ends the run within its deadline, retriably and saying which
+// deadline passed, instead of holding the worker for ever.
+func TestStalledStoreEndsTheRunAtItsDeadline(t *testing.T) {
+	t.Setenv(contract.SecretKeyAccessKeyID, "key")
+	t.Setenv(contract.SecretKeySecretAccessKey, "secret")
+	stalled := "?endpoint=" + stalledEndpoint(t) + "&use_path_style=true"
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"dataset download": {[]string{"--dataset=s3://data/cifar" + stalled, "--fetch-timeout=1s"},
+			"the download did not finish within --fetch-timeout=1s"},
+		"resume": {[]string{"--dataset=file://" + cifarDir(t, 100, 20), "--resume-from=s3://ckpt/x/manifest.json" + stalled, "--resume-timeout=1s"},
+			"did not finish within --resume-timeout=1s"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			log := termLog(t)
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"--allow-plain-http", "--epochs=1", "--scratch-dir=" + t.TempDir()}, tc.args...)
+			code := Main(context.Background(), args, map[string]string{EnvTerminationLog: log}, &stdout, &stderr)
+			if msg := readResult(t, log).Message; code != contract.ExitRetriable || !strings.Contains(msg, tc.want) {
+				t.Fatalf("exit %d, %q; want %d saying %q", code, msg, contract.ExitRetriable, tc.want)
+			}
+		})
 	}
 }

@@ -115,7 +115,12 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		fmt.Fprintf(stdout, "training %s (%d parameters) on %s (%d training, %d test images of %v), %d threads, %s kernels, on the CPU\n",
 			t.Model(), t.Model().ParamCount(), ds.Name, ds.Train.Len(), ds.Test.Len(), ds.Train.Shape(), cfg.Threads, gemm.Kernel())
 	}
-	resumed, err := sess.resume(ctx, t)
+	resumeCtx, cancelResume := context.WithTimeout(ctx, cfg.ResumeTimeout)
+	resumed, err := sess.resume(resumeCtx, t)
+	if err != nil && errors.Is(resumeCtx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("reading the checkpoint to resume from did not finish within --%s=%v: %w", FlagResumeTimeout, cfg.ResumeTimeout, err)
+	}
+	cancelResume()
 	if err != nil {
 		return fail(err, nil)
 	}

@@ -39,12 +39,14 @@ func LoadCIFAR10(dir string) (*Dataset, error) {
 }
 
 func readCIFARFile(path string, s *Split) error {
-	b, err := os.ReadFile(path)
+	b, err := readFileAtMost(path, CIFARRecordsInFile*CIFARRecordSize, func(size int64) error {
+		return errorf(path, CIFARRecordsInFile, "oversized: %d records, want at most %d", size/CIFARRecordSize, CIFARRecordsInFile)
+	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return errorf(path, -1, "missing: a cifar10 dataset directory holds %v and %s", CIFARTrainFiles, CIFARTestFile)
 	}
 	if err != nil {
-		return errorf(path, -1, "%v", err)
+		return err
 	}
 	n := len(b) / CIFARRecordSize
 	switch {
@@ -52,8 +54,6 @@ func readCIFARFile(path string, s *Split) error {
 		return errorf(path, -1, "empty, want records of %d bytes", CIFARRecordSize)
 	case len(b)%CIFARRecordSize != 0:
 		return errorf(path, n, "truncated: %d bytes of a %d-byte record (file is %d bytes, not a multiple of %d)", len(b)%CIFARRecordSize, CIFARRecordSize, len(b), CIFARRecordSize)
-	case n > CIFARRecordsInFile:
-		return errorf(path, CIFARRecordsInFile, "oversized: %d records, want at most %d", n, CIFARRecordsInFile)
 	}
 	base := len(s.Labels)
 	s.Labels = append(s.Labels, make([]uint8, n)...)

@@ -248,3 +248,31 @@ func TestGather(t *testing.T) {
 		t.Errorf("labels (-want,+got):\n%s", diff)
 	}
 }
+
+// A file far larger than its format allows is refused from its size, before it is read: a sparse
+// 16 GiB file costs neither the time nor the memory to read it.
+func TestHugeFilesAreRefusedUnread(t *testing.T) {
+	grow := func(t *testing.T, path string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.Truncate(16 << 30); err != nil {
+			t.Skipf("cannot make a sparse file here: %v", err)
+		}
+	}
+	t.Run("cifar10", func(t *testing.T) {
+		dir, _ := writeSyntheticCIFAR(t, 23, 7)
+		grow(t, filepath.Join(dir, "data_batch_2.bin"))
+		_, err := LoadCIFAR10(dir)
+		checkErr(t, err, []string{"data_batch_2.bin", "oversized", "want at most 10000"})
+	})
+	t.Run("idx", func(t *testing.T) {
+		dir := writeIDX(t, false, nil)
+		grow(t, filepath.Join(dir, IDXTrainImages))
+		_, err := LoadIDX(dir)
+		checkErr(t, err, []string{IDXTrainImages, "oversized: 17179869184 bytes, want at most 2147483648"})
+	})
+}

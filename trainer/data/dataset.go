@@ -1,8 +1,12 @@
 package data
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 
 	"github.com/kubetrain/kubetrain/internal/contract"
@@ -96,4 +100,37 @@ func Load(uri, format string, seed uint64) (*Dataset, error) {
 		return nil, &ConfigError{Msg: fmt.Sprintf("dataset URI %q: s3:// datasets are not supported yet; copy the files into the image or a volume and use file:///dir", uri)}
 	}
 	return nil, &ConfigError{Msg: fmt.Sprintf("dataset URI %q: scheme %q is not file or synthetic", uri, u.Scheme)}
+}
+
+// readFileAtMost reads a whole file of at most limit bytes. A larger one is refused from its size
+// before any of it is read, so a huge or sparse file costs no memory: with the error oversized
+// returns for that size, or a generic one when oversized is nil. A missing file is
+// fs.ErrNotExist, anything else an *Error naming the file.
+func readFileAtMost(path string, limit int64, oversized func(size int64) error) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, errorf(path, -1, "%v", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, errorf(path, -1, "%v", err)
+	}
+	if info.Size() > limit {
+		if oversized != nil {
+			return nil, oversized(info.Size())
+		}
+		return nil, errorf(path, -1, "oversized: %d bytes, want at most %d", info.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	switch {
+	case err != nil:
+		return nil, errorf(path, -1, "%v", err)
+	case int64(len(b)) > limit:
+		return nil, errorf(path, -1, "oversized: grew past %d bytes while read", limit)
+	}
+	return b, nil
 }

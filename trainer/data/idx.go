@@ -81,15 +81,15 @@ func readIDXPair(dir, images, labels string) (*Split, error) {
 	return &Split{Images: body, Labels: lbody, Height: h, Width: w, Channels: 1}, nil
 }
 
-// readMaybeGzip reads dir/name, or dir/name.gz decompressed.
+// idxMaxBytes bounds an idx file, decompressed: no reader holds more of one in memory.
+const idxMaxBytes = 1 << 31
+
+// readMaybeGzip reads dir/name, or dir/name.gz decompressed, each of at most idxMaxBytes.
 func readMaybeGzip(dir, name string) (string, []byte, error) {
 	path := filepath.Join(dir, name)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return path, b, nil
-	}
+	b, err := readFileAtMost(path, idxMaxBytes, nil)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return path, nil, errorf(path, -1, "%v", err)
+		return path, b, err
 	}
 	gz := path + ".gz"
 	f, err := os.Open(gz)
@@ -106,9 +106,11 @@ func readMaybeGzip(dir, name string) (string, []byte, error) {
 		return gz, nil, errorf(gz, -1, "not gzip data: %v", err)
 	}
 	var buf bytes.Buffer
-	// Bound the decompressed size: the largest header count times the largest image, plus a header.
-	if _, err := io.Copy(&buf, io.LimitReader(zr, 1<<31)); err != nil {
+	if _, err := io.Copy(&buf, io.LimitReader(zr, idxMaxBytes+1)); err != nil {
 		return gz, nil, errorf(gz, -1, "corrupt gzip data after %d bytes: %v", buf.Len(), err)
+	}
+	if buf.Len() > idxMaxBytes {
+		return gz, nil, errorf(gz, -1, "oversized: more than %d bytes decompressed", idxMaxBytes)
 	}
 	return gz, buf.Bytes(), nil
 }
