@@ -6,12 +6,20 @@
 # loads them; on kind, `kind load`). Used by `make demo`, `make test-e2e` and the kind targets.
 #
 #   KUBECTL=kubectl hack/deploy.sh
+#   S3_ACCESS_KEY_ID=... S3_SECRET_ACCESS_KEY=...   the S3 server's credentials instead of config/s3's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 k() { "${KUBECTL:-kubectl}" "$@"; }
 
 k apply -k config/default >/dev/null
 k apply -k config/s3 >/dev/null
+if [[ -n ${S3_ACCESS_KEY_ID:-} ]]; then
+  # Credentials of the caller's choosing (the e2e suite's canary) instead of config/s3's.
+  k -n kubetrain-system create secret generic kubetrain-s3 --from-literal=AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY_ID" \
+    --from-literal=AWS_SECRET_ACCESS_KEY="${S3_SECRET_ACCESS_KEY:?S3_SECRET_ACCESS_KEY goes with S3_ACCESS_KEY_ID}" \
+    --dry-run=client -o yaml | k apply -f - >/dev/null
+  k -n kubetrain-system rollout restart deploy/s3 >/dev/null
+fi
 k -n kubetrain-system rollout status deploy/kubetrain-controller-manager --timeout=180s
 k -n kubetrain-system rollout status deploy/s3 --timeout=180s
 

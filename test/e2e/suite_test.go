@@ -90,6 +90,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// blob.Open takes credentials from the environment only, as the trainer does.
 	Expect(os.Setenv(contract.SecretKeyAccessKeyID, string(secret.Data[contract.SecretKeyAccessKeyID]))).To(Succeed())
 	Expect(os.Setenv(contract.SecretKeySecretAccessKey, string(secret.Data[contract.SecretKeySecretAccessKey]))).To(Succeed())
+	canary.values = []string{string(secret.Data[contract.SecretKeyAccessKeyID]), string(secret.Data[contract.SecretKeySecretAccessKey])}
 	s3Endpoint = nodePortEndpoint(ctx)
 
 	By("creating the suite's namespace under the restricted Pod Security Standard, with the S3 credentials")

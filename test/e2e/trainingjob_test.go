@@ -112,6 +112,7 @@ var _ = Describe("TrainingJob on a real cluster", func() {
 		Expect(k8sClient.List(ctx, managers, client.InNamespace(operatorNamespace),
 			client.MatchingLabels{"control-plane": "controller-manager"})).To(Succeed())
 		Expect(managers.Items).NotTo(BeEmpty())
+		keepLogs(managers.Items)
 		for i := range managers.Items {
 			Expect(k8sClient.Delete(ctx, &managers.Items[i], client.GracePeriodSeconds(0))).To(Succeed())
 		}
@@ -278,6 +279,7 @@ func createJob(ctx context.Context, name string, mutate func(*kubetrainv1alpha1.
 
 // deleteJob deletes a job and waits for its pods to go, so that the next spec finds the GPU free.
 func deleteJob(ctx SpecContext, tj *kubetrainv1alpha1.TrainingJob) {
+	keepJob(ctx, tj)
 	Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, tj, client.PropagationPolicy(metav1.DeletePropagationForeground)))).To(Succeed())
 	Eventually(func(g Gomega) {
 		g.Expect(jobPods(ctx, g, tj)).To(BeEmpty())
