@@ -33,7 +33,7 @@ func (p *planner) recordResumption() {
 	}
 	st.ResumedFrom = &ref
 	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonResuming, "Resume",
-		fmt.Sprintf("attempt %d resumes from %s (epoch %d)", st.Attempt, from, ref.Epoch))
+		fmt.Sprintf("attempt %d resumes from %s (epoch %d)", st.Attempt, contract.ShowURI(from), ref.Epoch))
 }
 
 // noteCheckpoint shows the trainer's latest checkpoint in the Checkpointed condition, with an
@@ -44,10 +44,10 @@ func (p *planner) noteCheckpoint() {
 		return
 	}
 	status, reason, eventType := metav1.ConditionTrue, kubetrainv1alpha1.ReasonCheckpointed, corev1.EventTypeNormal
-	msg := fmt.Sprintf("epoch %d: %s", lc.Epoch, lc.URI)
+	msg := fmt.Sprintf("epoch %d: %s", lc.Epoch, contract.ShowURI(lc.URI))
 	if !ownCheckpoint(p.tj, lc.URI) {
 		status, reason, eventType = metav1.ConditionFalse, kubetrainv1alpha1.ReasonCheckpointOutsideJob, corev1.EventTypeWarning
-		msg = fmt.Sprintf("status.latestCheckpoint %s is not under this job's own checkpoint prefix: ignored, no attempt resumes from it", lc.URI)
+		msg = fmt.Sprintf("status.latestCheckpoint %s is not under this job's own checkpoint prefix: ignored, no attempt resumes from it", contract.ShowURI(lc.URI))
 	}
 	if c := apimeta.FindStatusCondition(p.out.status.Conditions, kubetrainv1alpha1.ConditionCheckpointed); c != nil && c.Message == msg {
 		return

@@ -8,6 +8,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/contract"
 	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
@@ -154,7 +155,7 @@ func TestCheckpointOutsideTheJobIsIgnored(t *testing.T) {
 				t.Errorf("the new worker is told to resume from %s: %s", uri, args)
 			}
 			c := apimeta.FindStatusCondition(p.status.Conditions, kubetrainv1alpha1.ConditionCheckpointed)
-			if c == nil || c.Reason != kubetrainv1alpha1.ReasonCheckpointOutsideJob || !strings.Contains(c.Message, uri) {
+			if c == nil || c.Reason != kubetrainv1alpha1.ReasonCheckpointOutsideJob || !strings.Contains(c.Message, contract.ShowURI(uri)) {
 				t.Errorf("Checkpointed condition = %+v, want %s naming the URI", c, kubetrainv1alpha1.ReasonCheckpointOutsideJob)
 			}
 		})

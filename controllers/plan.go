@@ -266,7 +266,7 @@ func (p *planner) succeed() {
 			ptr.Deref(p.tj.Spec.Hyperparameters.TargetTestAccuracy, 0), result.Last.Epoch, result.Last.Epochs)
 	}
 	if st.ModelURI != "" {
-		msg += "; model: " + st.ModelURI
+		msg += "; model: " + contract.ShowURI(st.ModelURI)
 	}
 	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSucceeded, metav1.ConditionTrue, reason, msg)
 	p.setPhase(kubetrainv1alpha1.PhaseSucceeded, health{ready: true, reason: kubetrainv1alpha1.ReasonSucceeded, message: msg})

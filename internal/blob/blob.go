@@ -63,15 +63,14 @@ func (l Location) PlainHTTP() bool {
 // userinfo is the user and password part of a URL, the URI's own or its endpoint's (escaped or not).
 var userinfo = regexp.MustCompile(`(?i)(://|%3A%2F%2F)[^/@?&#]*?(@|%40)`)
 
-// Redact returns uri with any user and password in it (its own, or an endpoint's) replaced by
-// REDACTED, for messages and logs.
-func Redact(uri string) string { return userinfo.ReplaceAllString(uri, "${1}REDACTED${2}") }
+// HasCredentials says whether uri carries a user or password, its own or its endpoint's.
+func HasCredentials(uri string) bool { return userinfo.MatchString(uri) }
 
 // Parse reads a storage URI, naming what is wrong with it. Credentials are never part of a URI:
 // one that carries a user or password, in itself or in its endpoint, is refused, and no error
 // repeats them.
 func Parse(uri string) (Location, error) {
-	shown := Redact(uri)
+	shown := contract.ShowURI(uri)
 	u, err := url.Parse(uri)
 	if err != nil {
 		return Location{}, fmt.Errorf("storage URI %q is not a URI", shown)
@@ -80,7 +79,7 @@ func Parse(uri string) (Location, error) {
 	bad := func(format string, a ...any) (Location, error) {
 		return Location{}, fmt.Errorf("storage URI %q: %s", shown, fmt.Sprintf(format, a...))
 	}
-	if shown != uri {
+	if HasCredentials(uri) {
 		return bad("carries credentials; they come only from the Secret named in credentialsSecretName")
 	}
 	q := u.Query()

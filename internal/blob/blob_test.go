@@ -44,7 +44,7 @@ func TestParse(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Parse(%q) error = %v, want one containing %q", tc.uri, err, tc.wantErr)
 				}
-				if !strings.Contains(err.Error(), blob.Redact(tc.uri)) {
+				if !strings.Contains(err.Error(), contract.ShowURI(tc.uri)) {
 					t.Errorf("error %q does not name the URI", err)
 				}
 				if strings.Contains(err.Error(), "SECRET") {

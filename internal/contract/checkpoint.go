@@ -43,6 +43,21 @@ func JobPrefix(namespace, name, uid string, rank int) (string, error) {
 	return namespace + "/" + name + "/" + uid + "/rank-" + strconv.Itoa(rank) + "/", nil
 }
 
+// ShowURI is how a storage URI is printed in logs, events, conditions and errors: its scheme, host
+// and path, and the scheme and host of its endpoint; never a user, a password or the rest of the
+// query (the whole URI is the spec's and stays in status, where the operator needs it).
+func ShowURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(a URI that does not parse)"
+	}
+	shown := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	if ep, err := url.Parse(u.Query().Get("endpoint")); err == nil && ep.Host != "" {
+		shown += " (endpoint " + (&url.URL{Scheme: ep.Scheme, Host: ep.Host}).String() + ")"
+	}
+	return shown
+}
+
 // CheckpointURI is the URI of a key in the checkpoint location base (a --checkpoint-uri): what
 // status and --resume-from carry. A key that is already a URI is returned as it is.
 func CheckpointURI(base, key string) string {

@@ -92,3 +92,19 @@ func TestCheckpointKeyAndURI(t *testing.T) {
 		}
 	}
 }
+
+// A URI is printed without credentials and without its query, but with its endpoint's host.
+func TestShowURI(t *testing.T) {
+	for uri, want := range map[string]string{
+		"s3://b/runs/x/manifest.json":                                  "s3://b/runs/x/manifest.json",
+		"s3://b/runs?endpoint=https://KEY:SECRET@minio:9000&region=eu": "s3://b/runs (endpoint https://minio:9000)",
+		"s3://KEY:SECRET@b/runs?X-Amz-Signature=abc":                   "s3://b/runs",
+		"s3://b/p?endpoint=http%3A%2F%2Fuser%3Apw%40host%3A7070":       "s3://b/p (endpoint http://host:7070)",
+		"file:///data/x?token=abc":                                     "file:///data/x",
+		"s3://b/%zz":                                                   "(a URI that does not parse)",
+	} {
+		if got := ShowURI(uri); got != want {
+			t.Errorf("ShowURI(%q) = %q, want %q", uri, got, want)
+		}
+	}
+}

@@ -134,7 +134,7 @@ func (s *session) resume(ctx context.Context, t *train.Trainer) (string, error) 
 	}
 	if m == nil {
 		if from != "" {
-			return "", &dataError{fmt.Sprintf("--%s %s: no valid checkpoint to resume from", contract.FlagResumeFrom, from)}
+			return "", &dataError{fmt.Sprintf("--%s %s: no valid checkpoint to resume from", contract.FlagResumeFrom, contract.ShowURI(from))}
 		}
 		return "", nil
 	}
@@ -247,7 +247,7 @@ func (s *session) commit(ctx context.Context, state []byte, p contract.Progress)
 		return err
 	}
 	fmt.Fprintf(s.stderr, "trainer: checkpoint of epoch %d committed in %.0f ms (%.1f MiB): %s\n",
-		p.Epoch, float64(time.Since(start).Microseconds())/1000, float64(len(state))/(1<<20), s.uriOf(key))
+		p.Epoch, float64(time.Since(start).Microseconds())/1000, float64(len(state))/(1<<20), contract.ShowURI(s.uriOf(key)))
 	s.pending = nil
 	s.lastURI = s.uriOf(key)
 	if s.status != nil {
@@ -310,18 +310,18 @@ func fetchDataset(ctx context.Context, cfg Config) (string, error) {
 				continue
 			case errors.As(err, &large):
 				return "", &ConfigError{Msg: fmt.Sprintf("dataset %s: %v: the dataset may take at most --%s=%d bytes in all (the worker's scratch space, spec.resources.scratch)",
-					cfg.Dataset, err, contract.FlagMaxDatasetBytes, cfg.MaxDatasetBytes)}
+					contract.ShowURI(cfg.Dataset), err, contract.FlagMaxDatasetBytes, cfg.MaxDatasetBytes)}
 			case errors.Is(ctx.Err(), context.DeadlineExceeded):
-				return "", fmt.Errorf("dataset %s: the download did not finish within --%s=%v (reading %s)", cfg.Dataset, FlagFetchTimeout, cfg.FetchTimeout, key)
+				return "", fmt.Errorf("dataset %s: the download did not finish within --%s=%v (reading %s)", contract.ShowURI(cfg.Dataset), FlagFetchTimeout, cfg.FetchTimeout, key)
 			case err != nil:
-				return "", fmt.Errorf("dataset %s: reading %s: %w", cfg.Dataset, key, err)
+				return "", fmt.Errorf("dataset %s: reading %s: %w", contract.ShowURI(cfg.Dataset), key, err)
 			}
 			left -= n
 			found = true
 			break
 		}
 		if !found {
-			return "", &dataError{fmt.Sprintf("dataset %s: %s is missing (want the %s files %s)", cfg.Dataset,
+			return "", &dataError{fmt.Sprintf("dataset %s: %s is missing (want the %s files %s)", contract.ShowURI(cfg.Dataset),
 				strings.Join(candidates, " or "), cfg.DatasetFormat, strings.Join(datasetFiles[cfg.DatasetFormat], ", "))}
 		}
 	}

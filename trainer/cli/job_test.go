@@ -98,8 +98,8 @@ func TestExactResumeFromS3(t *testing.T) {
 	if resumed.code != contract.ExitSucceeded {
 		t.Fatalf("resumed run: exit %d\n%s", resumed.code, resumed.stderr)
 	}
-	if !strings.Contains(resumed.stderr, "resuming after epoch 1 from "+from) {
-		t.Errorf("the resumed run does not say where it resumed from:\n%s", resumed.stderr)
+	if !strings.Contains(resumed.stderr, "resuming after epoch 1 from "+contract.ShowURI(from)) || strings.Contains(resumed.stderr, "region=") {
+		t.Errorf("the resumed run does not say where it resumed from, as URIs are shown:\n%s", resumed.stderr)
 	}
 	if strings.Contains(resumed.stdout, "epoch 1/3") {
 		t.Errorf("the resumed run trained epoch 1 again:\n%s", resumed.stdout)

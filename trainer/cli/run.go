@@ -50,7 +50,11 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		}
 		writeTerminationLog(termLog, res, stderr)
 		if cfg.LogFormat == contract.LogFormatJSON {
-			line, _ := json.Marshal(res)
+			shown := res // the termination log carries the URI; the log shows it as URIs are shown
+			if shown.Checkpoint != "" {
+				shown.Checkpoint = contract.ShowURI(shown.Checkpoint)
+			}
+			line, _ := json.Marshal(shown)
 			fmt.Fprintf(stdout, "%s\n", line)
 		} else if msg != "" {
 			fmt.Fprintf(stderr, "trainer: %s: %s\n", res.Outcome, msg)
@@ -125,7 +129,7 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		return fail(err, nil)
 	}
 	if resumed != "" {
-		fmt.Fprintf(stderr, "trainer: resuming after epoch %d from %s\n", t.Epoch(), resumed)
+		fmt.Fprintf(stderr, "trainer: resuming after epoch %d from %s\n", t.Epoch(), contract.ShowURI(resumed))
 	}
 	var saveErr error
 	var diverged bool
