@@ -44,6 +44,13 @@ func (l *Conv2D) String() string {
 	return fmt.Sprintf("Conv2D(%d, %dx%d, %s)", l.Filters, l.KH, l.KW, l.Act)
 }
 
+func (l *Conv2D) useGrads(flat []float32, off int) int {
+	kw := len(l.weight.Grad)
+	l.gwb = carve(flat, &off, len(l.gwb))
+	l.weight.Grad, l.bias.Grad = l.gwb[:kw], l.gwb[kw:]
+	return off
+}
+
 func (l *Conv2D) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int {
 	if len(in) != 3 || l.Filters < 1 || l.KH < 1 || l.KW < 1 || in[0] < l.KH || in[1] < l.KW {
 		panic(fmt.Sprintf("nn: %v cannot take input of shape %v (want [height width channels], at least the kernel's size)", l, in))

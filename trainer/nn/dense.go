@@ -33,6 +33,12 @@ func (l *Dense) String() string { return fmt.Sprintf("Dense(%d, %s)", l.Units, l
 
 func (l *Dense) Params() []*Param { return []*Param{&l.weight, &l.bias} }
 
+func (l *Dense) useGrads(flat []float32, off int) int {
+	l.gw, l.gb = carve(flat, &off, len(l.gw)), carve(flat, &off, len(l.gb))
+	l.weight.Grad, l.bias.Grad = l.gw, l.gb
+	return off
+}
+
 func (l *Dense) Build(in []int, maxBatch int, rng *rand.Rand, e *Engine) []int {
 	if len(in) != 1 || l.Units < 1 {
 		panic(fmt.Sprintf("nn: %v cannot take input of shape %v (flatten it first)", l, in))

@@ -15,6 +15,9 @@ type Model struct {
 	In     []int
 	Out    []int
 	params []*Param
+	// grads holds every parameter's gradient, one after the other in Params' order: a data-parallel
+	// step sums them across workers in one collective.
+	grads []float32
 	// stages are the layers as they run: Layers, with a first ReLU convolution and 2x2 pooling as
 	// one (see convPool).
 	stages []Layer
@@ -30,6 +33,22 @@ func NewModel(layers []Layer, in []int, maxBatch int, rng *rand.Rand, e *Engine)
 		m.params = append(m.params, l.Params()...)
 	}
 	m.Out = shape
+	// The gradients move into one flat buffer before anything (the fused first layer) holds on to
+	// them.
+	total := 0
+	for _, p := range m.params {
+		total += len(p.Grad)
+	}
+	m.grads = make([]float32, total)
+	off := 0
+	for _, l := range layers {
+		if g, ok := l.(flatGrads); ok {
+			off = g.useGrads(m.grads, off)
+		}
+	}
+	if off != total {
+		panic(fmt.Sprintf("nn: %d of %d gradient values placed in the flat buffer", off, total))
+	}
 	m.stages = layers
 	first := 0
 	if len(layers) >= 2 {
@@ -69,6 +88,23 @@ func (m *Model) Backward(dy *tensor.Tensor) {
 	for i := len(m.stages) - 1; i >= 0; i-- {
 		dy = m.stages[i].Backward(dy, i > 0)
 	}
+}
+
+// Grads is every parameter's gradient in one buffer, in Params' order: each Param's Grad is a
+// part of it.
+func (m *Model) Grads() []float32 { return m.grads }
+
+// flatGrads is a layer with parameters: it moves its gradients into the model's flat buffer at
+// off and returns the offset after them.
+type flatGrads interface {
+	useGrads(flat []float32, off int) int
+}
+
+// carve returns the n values of flat at *off and advances *off.
+func carve(flat []float32, off *int, n int) []float32 {
+	s := flat[*off : *off+n : *off+n]
+	*off += n
+	return s
 }
 
 // Params lists every trainable array, layer by layer.

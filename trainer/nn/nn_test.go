@@ -122,6 +122,17 @@ func gradients(t *testing.T, layers []Layer, in []int, threads int) (out []float
 	if nonzero == 0 {
 		t.Fatalf("input %v: every gradient is zero; the test checks nothing", in)
 	}
+	// Every gradient the backward pass wrote lives in the model's flat buffer, in Params' order.
+	off := 0
+	for i, p := range m.Params() {
+		if &p.Grad[0] != &m.Grads()[off] {
+			t.Fatalf("input %v: parameter %d's gradient is not at offset %d of the flat buffer", in, i, off)
+		}
+		off += len(p.Grad)
+	}
+	if off != len(m.Grads()) {
+		t.Fatalf("input %v: the parameters' gradients take %d values of the flat buffer's %d", in, off, len(m.Grads()))
+	}
 	return out, grads
 }
 
