@@ -22,13 +22,20 @@ func NewSoftmaxCrossEntropy(maxBatch, classes int) *SoftmaxCrossEntropy {
 // first maximum wins ties), and writes the gradient of the mean loss with respect to the logits,
 // which Grad returns. Labels outside [0, classes) panic: the data readers reject them.
 func (l *SoftmaxCrossEntropy) Loss(logits *tensor.Tensor, labels []uint8) (loss float64, correct int) {
+	return l.LossShare(logits, labels, logits.Batch())
+}
+
+// LossShare is Loss for a worker's share of a batch of total examples spread over several
+// workers: the gradient is that of the batch's mean loss, the sum over this share divided by total,
+// so that the workers' gradients add up to the whole batch's. The loss returned is this share's mean.
+func (l *SoftmaxCrossEntropy) LossShare(logits *tensor.Tensor, labels []uint8, total int) (loss float64, correct int) {
 	tensor.CheckShape("nn", logits, l.grad.Shape[1:])
 	n, classes := logits.Batch(), logits.Example()
-	if len(labels) != n {
-		panic(fmt.Sprintf("nn: %d labels for a batch of %d", len(labels), n))
+	if len(labels) != n || total < n {
+		panic(fmt.Sprintf("nn: %d labels for a batch of %d, a share of %d", len(labels), n, total))
 	}
 	l.grad.SetBatch(n)
-	inv := 1 / float64(n)
+	inv := 1 / float64(total)
 	for i := 0; i < n; i++ {
 		z := logits.Data[i*classes : (i+1)*classes]
 		g := l.grad.Data[i*classes : (i+1)*classes]
@@ -60,7 +67,7 @@ func (l *SoftmaxCrossEntropy) Loss(logits *tensor.Tensor, labels []uint8) (loss 
 			g[j] = float32(p)
 		}
 	}
-	return loss * inv, correct
+	return loss * (1 / float64(n)), correct
 }
 
 // Grad is the gradient written by the last Loss.

@@ -26,6 +26,19 @@ type Config struct {
 	Optimizer    string
 	Seed         uint64
 	Threads      int
+	// Comm joins this trainer to the other workers of a data-parallel run; nil trains alone. Every
+	// worker reads the same shuffled order and computes the gradient of its own slice of each
+	// batch; the gradients are summed in one collective, so that each step is the one a single
+	// worker would take on the whole batch: BatchSize is the global batch, and the learning rate
+	// means what it means for one worker.
+	Comm Collective
+}
+
+// Collective sums buffers across the workers of a run (trainer/collective's Comm).
+type Collective interface {
+	Rank() int
+	Size() int
+	AllReduce(buf []float32) error
 }
 
 // Reporter receives each epoch's progress; the CLI prints it, a later version also sends it to the
@@ -103,16 +116,48 @@ func (t *Trainer) Optimizer() optim.Optimizer { return t.opt }
 func (t *Trainer) Epoch() int { return t.epoch }
 
 // Step trains on the training examples at indices idx (at most the batch size): forward, loss,
-// backward, update. It returns the batch's mean loss and how many examples it classified correctly
-// before the update. It allocates nothing.
-func (t *Trainer) Step(idx []int) (loss float64, correct int) {
-	t.x.SetBatch(len(idx))
-	t.ds.Train.Gather(t.x.Data, t.labels, idx)
-	logits := t.model.Forward(t.x)
-	loss, correct = t.loss.Loss(logits, t.labels[:len(idx)])
-	t.model.Backward(t.loss.Grad())
+// backward, update. In a data-parallel run idx is the whole batch, the same on every worker, and
+// this worker computes its slice's part of the gradient; the parts are summed before the update.
+// It returns this worker's slice's mean loss, how many of its examples it classified correctly
+// before the update, and how many examples the slice held. Alone, it allocates nothing.
+func (t *Trainer) Step(idx []int) (loss float64, correct, n int, err error) {
+	share := t.share(idx)
+	if len(share) == 0 {
+		clear(t.model.Grads()) // a batch smaller than the world: nothing of it here
+	} else {
+		t.x.SetBatch(len(share))
+		t.ds.Train.Gather(t.x.Data, t.labels, share)
+		logits := t.model.Forward(t.x)
+		loss, correct = t.loss.LossShare(logits, t.labels[:len(share)], len(idx))
+		t.model.Backward(t.loss.Grad())
+	}
+	if t.cfg.Comm != nil && t.cfg.Comm.Size() > 1 {
+		if err := t.cfg.Comm.AllReduce(t.model.Grads()); err != nil {
+			return 0, 0, 0, err
+		}
+	}
 	t.opt.Step(t.model.Params())
-	return loss, correct
+	return loss, correct, len(share), nil
+}
+
+// share is this worker's part of a batch, or of any list every worker holds the same: the rank-th
+// of Size() nearly equal slices.
+func (t *Trainer) share(idx []int) []int {
+	if t.cfg.Comm == nil {
+		return idx
+	}
+	r, n := t.cfg.Comm.Rank(), t.cfg.Comm.Size()
+	return idx[len(idx)*r/n : len(idx)*(r+1)/n]
+}
+
+// sum adds up values across the workers (exactly, for counts below 2^24).
+func (t *Trainer) sum(values ...float32) ([]float32, error) {
+	if t.cfg.Comm != nil && t.cfg.Comm.Size() > 1 {
+		if err := t.cfg.Comm.AllReduce(values); err != nil {
+			return nil, err
+		}
+	}
+	return values, nil
 }
 
 // EpochStats sums up one pass over the training split.
@@ -130,7 +175,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (EpochStats, error) {
 	t.rng.Shuffle(len(t.order), func(i, j int) { t.order[i], t.order[j] = t.order[j], t.order[i] })
 	var s EpochStats
 	var lossSum float64
-	var correct int
+	var correct, images int
 	for lo := 0; lo < len(t.order); lo += t.cfg.BatchSize {
 		select {
 		case <-ctx.Done():
@@ -138,12 +183,23 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (EpochStats, error) {
 		default:
 		}
 		idx := t.order[lo:min(lo+t.cfg.BatchSize, len(t.order))]
-		l, c := t.Step(idx)
-		lossSum += l * float64(len(idx))
+		l, c, n, err := t.Step(idx)
+		if err != nil {
+			return s, err
+		}
+		lossSum += l * float64(n)
 		correct += c
-		s.Images += len(idx)
+		images += n
+	}
+	if t.cfg.Comm != nil && t.cfg.Comm.Size() > 1 {
+		totals, err := t.sum(float32(lossSum), float32(correct), float32(images))
+		if err != nil {
+			return s, err
+		}
+		lossSum, correct, images = float64(totals[0]), int(totals[1]), int(totals[2])
 	}
 	t.epoch++
+	s.Images = images
 	s.Duration = t.now().Sub(start)
 	if s.Images > 0 {
 		s.Loss = lossSum / float64(s.Images)
@@ -152,25 +208,31 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (EpochStats, error) {
 	return s, nil
 }
 
-// Evaluate returns the model's accuracy on a split.
-func (t *Trainer) Evaluate(s *data.Split) float64 {
+// Evaluate returns the model's accuracy on a split. In a data-parallel run each worker evaluates
+// its slice of the split and the counts are summed.
+func (t *Trainer) Evaluate(s *data.Split) (float64, error) {
 	if s.Len() == 0 {
-		return 0
+		return 0, nil
 	}
-	idx := make([]int, t.cfg.BatchSize)
+	all := make([]int, s.Len())
+	for i := range all {
+		all[i] = i
+	}
+	mine := t.share(all)
 	correct := 0
-	for lo := 0; lo < s.Len(); lo += t.cfg.BatchSize {
-		n := min(t.cfg.BatchSize, s.Len()-lo)
-		for i := range n {
-			idx[i] = lo + i
-		}
-		t.x.SetBatch(n)
-		s.Gather(t.x.Data, t.labels, idx[:n])
+	for lo := 0; lo < len(mine); lo += t.cfg.BatchSize {
+		idx := mine[lo:min(lo+t.cfg.BatchSize, len(mine))]
+		t.x.SetBatch(len(idx))
+		s.Gather(t.x.Data, t.labels, idx)
 		logits := t.model.Forward(t.x)
-		_, c := t.loss.Loss(logits, t.labels[:n])
+		_, c := t.loss.Loss(logits, t.labels[:len(idx)])
 		correct += c
 	}
-	return float64(correct) / float64(s.Len())
+	totals, err := t.sum(float32(correct))
+	if err != nil {
+		return 0, err
+	}
+	return float64(totals[0]) / float64(s.Len()), nil
 }
 
 // Run trains for the configured number of epochs (after those already completed, when resumed),
@@ -184,12 +246,16 @@ func (t *Trainer) Run(ctx context.Context, r Reporter) (*contract.Progress, erro
 		if err != nil {
 			return last, err
 		}
+		acc, err := t.Evaluate(t.ds.Test)
+		if err != nil {
+			return last, err
+		}
 		p := contract.Progress{
 			Epoch:           t.epoch,
 			Epochs:          t.cfg.Epochs,
 			Loss:            s.Loss,
 			TrainAccuracy:   s.TrainAccuracy,
-			TestAccuracy:    t.Evaluate(t.ds.Test),
+			TestAccuracy:    acc,
 			ImagesPerSecond: float64(s.Images) / s.Duration.Seconds(),
 			ElapsedSeconds:  t.now().Sub(start).Seconds(),
 			Time:            t.now().UTC(),
