@@ -52,7 +52,15 @@ var (
 	EnvWorldSize = EnvPrefix + "WORLD_SIZE"
 	// EnvPodName is the worker pod's own name.
 	EnvPodName = EnvPrefix + "POD_NAME"
+	// EnvPodIP is the worker pod's address, where the other workers of a data-parallel run reach it.
+	EnvPodIP = EnvPrefix + "POD_IP"
+	// EnvRendezvous is where rank 0 of a data-parallel run listens (host:port), for the others to
+	// join; set when the world size is above 1.
+	EnvRendezvous = EnvPrefix + "RENDEZVOUS"
 )
+
+// RendezvousPort is the port rank 0 of a data-parallel run listens on.
+const RendezvousPort = 29500
 
 // Model presets the trainer knows.
 const (

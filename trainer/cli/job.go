@@ -53,6 +53,9 @@ type session struct {
 	resumed *contract.Manifest
 
 	status *progress.StatusReporter // nil outside a cluster
+	// writer is whether this worker reports progress and commits checkpoints: rank 0 alone. Every
+	// rank of a data-parallel run resumes from rank 0's checkpoints.
+	writer bool
 }
 
 // identity reads the job's identity from the environment the controller sets; a run outside a
@@ -80,17 +83,18 @@ func configHash(cfg Config) string {
 
 func newSession(ctx context.Context, cfg Config, env map[string]string, stderr io.Writer) (*session, error) {
 	s := &session{cfg: cfg, stderr: stderr, job: identity(env), configHash: configHash(cfg)}
+	s.writer = s.job.Rank == 0
 	if cfg.CheckpointURI != "" {
 		b, err := blob.Open(ctx, cfg.CheckpointURI)
 		if err != nil {
 			return nil, &ConfigError{Msg: fmt.Sprintf("--%s: %v", contract.FlagCheckpointURI, err)}
 		}
 		s.bucket = b
-		if s.jobPrefix, err = contract.JobPrefix(s.job.Namespace, s.job.Name, s.job.UID, s.job.Rank); err != nil {
+		if s.jobPrefix, err = contract.JobPrefix(s.job.Namespace, s.job.Name, s.job.UID, 0); err != nil {
 			return nil, &ConfigError{Msg: err.Error()}
 		}
 	}
-	if env[contract.EnvJobName] != "" {
+	if env[contract.EnvJobName] != "" && s.writer {
 		// In a pod: the pod-bound ServiceAccount token; elsewhere $KUBECONFIG.
 		if rc, err := ctrlconfig.GetConfig(); err != nil {
 			s.warn("progress will not reach the TrainingJob's status: no Kubernetes API: %v", err)
@@ -200,6 +204,9 @@ func (s *session) keyOf(uri string) (string, bool) {
 // epochDone checkpoints after an epoch when it is due (every --checkpoint-every-epochs, after the
 // last, and when last says the run stops here), and otherwise keeps the state for a SIGTERM.
 func (s *session) epochDone(ctx context.Context, t *train.Trainer, p contract.Progress, last bool) error {
+	if !s.writer {
+		return nil
+	}
 	if s.status != nil {
 		s.status.Report(p)
 	}
@@ -227,7 +234,7 @@ const commitTimeout = 2 * time.Minute
 // stopped commits the state of the last epoch that was not checkpointed, when a SIGTERM stopped
 // the run, within the grace period the pod has left.
 func (s *session) stopped() {
-	if s.bucket == nil || s.pending == nil {
+	if !s.writer || s.bucket == nil || s.pending == nil {
 		return
 	}
 	// Kubernetes' default grace period is 30 s; the controller gives workers more.

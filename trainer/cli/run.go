@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/trainer/collective"
 	"github.com/kubetrain/kubetrain/trainer/data"
 	"github.com/kubetrain/kubetrain/trainer/gemm"
 	"github.com/kubetrain/kubetrain/trainer/optim"
@@ -107,9 +110,14 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 	case err != nil:
 		return finish(contract.ExitInvalidData, err.Error(), nil)
 	}
+	comm, err := joinRun(ctx, sess.job, env)
+	if err != nil {
+		return fail(err, nil)
+	}
+	defer comm.Close()
 	t, err := train.New(train.Config{
 		Model: cfg.Model, Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
-		Optimizer: cfg.Optimizer, Seed: cfg.Seed, Threads: cfg.Threads,
+		Optimizer: cfg.Optimizer, Seed: cfg.Seed, Threads: cfg.Threads, Comm: comm,
 	}, ds)
 	if err != nil {
 		return finish(contract.ExitInvalidConfig, err.Error(), nil)
@@ -130,6 +138,9 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 	}
 	if resumed != "" {
 		fmt.Fprintf(stderr, "trainer: resuming after epoch %d from %s\n", t.Epoch(), contract.ShowURI(resumed))
+	}
+	if err := sameEpoch(comm, t.Epoch()); err != nil {
+		return fail(err, nil)
 	}
 	var saveErr error
 	var diverged bool
@@ -228,4 +239,49 @@ func Environ(list []string) map[string]string {
 		}
 	}
 	return env
+}
+
+// joinRun joins the other workers of a data-parallel run (world size above 1, from the
+// environment the controller sets): rank 0 listens on the rendezvous port, the others on any port
+// of their pod's address (of the rendezvous host, outside a pod: all ranks on one machine). The
+// run's shared value is the job's UID and attempt, so a worker of
+// another job or attempt cannot join. Alone, it returns a Comm of one that connects nothing.
+func joinRun(ctx context.Context, job contract.CheckpointJob, env map[string]string) (*collective.Comm, error) {
+	size := 1
+	if v := env[contract.EnvWorldSize]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || job.Rank < 0 || job.Rank >= n {
+			return nil, &ConfigError{Msg: fmt.Sprintf("%s=%q with %s=%d: not a world this worker belongs to", contract.EnvWorldSize, v, contract.EnvRank, job.Rank)}
+		}
+		size = n
+	}
+	cfg := collective.Config{Rank: job.Rank, Size: size, Rank0: env[contract.EnvRendezvous], Advertise: env[contract.EnvPodIP],
+		Secret: fmt.Sprintf("%s/%d", job.UID, job.Attempt)}
+	if size > 1 {
+		host, port, err := net.SplitHostPort(cfg.Rank0)
+		if err != nil {
+			return nil, &ConfigError{Msg: fmt.Sprintf("%s=%q: want host:port of rank 0", contract.EnvRendezvous, cfg.Rank0)}
+		}
+		switch {
+		case job.Rank == 0:
+			cfg.Listen = ":" + port
+		case cfg.Advertise != "":
+			cfg.Listen = ":0"
+		default:
+			cfg.Listen = net.JoinHostPort(host, "0")
+		}
+	}
+	return collective.Join(ctx, cfg)
+}
+
+// sameEpoch checks that every worker starts from the same epoch: they resumed from one checkpoint.
+func sameEpoch(comm *collective.Comm, epoch int) error {
+	sums := []float32{float32(epoch), 1}
+	if err := comm.AllReduce(sums); err != nil {
+		return err
+	}
+	if sums[0] != float32(epoch)*sums[1] {
+		return fmt.Errorf("the workers resumed after different epochs (this one after %d): they must start from one checkpoint", epoch)
+	}
+	return nil
 }
