@@ -130,6 +130,7 @@ func (p *planner) followAttempt() bool {
 			end = e
 		}
 	}
+	counts.Ready = fmt.Sprintf("%d/%d", counts.Running, p.tj.Spec.Workers)
 	st.Workers = counts
 
 	switch {
@@ -195,10 +196,14 @@ func (p *planner) endAttempt(end workerEnd) bool {
 func (p *planner) nextAttempt(wait time.Duration) {
 	st := &p.out.status
 	for _, pod := range p.current {
-		if !podFinished(pod) && pod.DeletionTimestamp == nil {
-			p.out.deletePods = append(p.out.deletePods, pod)
-			p.activeOld = append(p.activeOld, pod)
+		if podFinished(pod) {
+			continue
 		}
+		// A worker already stopping is still active: the next attempt waits for it too.
+		if pod.DeletionTimestamp == nil {
+			p.out.deletePods = append(p.out.deletePods, pod)
+		}
+		p.activeOld = append(p.activeOld, pod)
 	}
 	p.current = nil
 	st.Attempt++
@@ -245,7 +250,7 @@ func (p *planner) startAttempt() {
 		st.StartTime = &p.nowMeta
 	}
 	st.RestartAfter = nil
-	st.Workers = kubetrainv1alpha1.WorkerCounts{Pending: p.tj.Spec.Workers}
+	st.Workers = kubetrainv1alpha1.WorkerCounts{Pending: p.tj.Spec.Workers, Ready: fmt.Sprintf("0/%d", p.tj.Spec.Workers)}
 	p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonPodsCreated, "Create",
 		fmt.Sprintf("attempt %d: created %d worker pod(s)", st.Attempt, p.tj.Spec.Workers))
 	// The same status as the next pass computes for a pod that waits to start, so that pass has

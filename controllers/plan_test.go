@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -46,6 +47,12 @@ func summarize(p plan) planSummary {
 		Workers: st.Workers, Started: st.StartTime != nil, AttemptStarted: st.AttemptStartTime != nil,
 		Completed: st.CompletionTime != nil, CreateWorkers: p.createWorkers, DeleteJob: p.deleteJob,
 		RequeueAfter: p.requeueAfter, Conditions: map[string]string{},
+	}
+	// Ready says how many workers run, out of how many: checked here for every case, then left out.
+	if r := st.Workers.Ready; r != "" && !strings.HasPrefix(r, fmt.Sprintf("%d/", st.Workers.Running)) {
+		s.Workers.Ready = "does not match the running workers: " + r
+	} else {
+		s.Workers.Ready = ""
 	}
 	if st.RestartAfter != nil {
 		s.RestartAfter = st.RestartAfter.Sub(testNow)
@@ -371,5 +378,19 @@ func TestBackoffSaysWhyTheAttemptFailed(t *testing.T) {
 	later := planJob(tj, pods, testNow.Add(3*time.Second), testCfg)
 	if again := apimeta.FindStatusCondition(later.status.Conditions, kubetrainv1alpha1.ConditionReady); again == nil || again.Message != ready.Message {
 		t.Errorf("a later pass during the backoff says %+v, want %q", again, ready.Message)
+	}
+}
+
+// A pass that reads a stale job (its last status write not seen yet) and finds a worker of the
+// ending attempt still stopping does not start the next attempt: attempts never overlap.
+func TestNextAttemptWaitsForStoppingWorkers(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Workers(3).Status(started(kubetrainv1alpha1.PhaseRunning, 0)).Obj()
+	pods := []*corev1.Pod{ // rank 0 already gone, rank 1 preempted, rank 2 in its grace period
+		testutil.MakeWorkerPod(tj, 1, 0).Disrupted("PreemptionByScheduler").Obj(),
+		testutil.MakeWorkerPod(tj, 2, 0).Phase(corev1.PodRunning).Deleting(testNow.Add(-time.Second)).Obj(),
+	}
+	p := planJob(tj, pods, testNow, testCfg)
+	if p.createWorkers || p.status.Phase != kubetrainv1alpha1.PhaseRestarting {
+		t.Fatalf("the next attempt starts while rank 2 stops: %+v", summarize(p))
 	}
 }

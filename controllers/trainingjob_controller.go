@@ -56,6 +56,7 @@ type TrainingJobReconciler struct {
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=create
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;create
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=create
 // The metrics endpoint asks the API server who its callers are and whether they may read it:
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
@@ -132,6 +133,11 @@ func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrain
 	if err := r.identities.ensure(ctx, r.Client, tj.Namespace); err != nil {
 		return err
 	}
+	if tj.Spec.Workers > 1 {
+		if err := r.ensureService(ctx, tj); err != nil {
+			return err
+		}
+	}
 	for rank := int32(0); rank < tj.Spec.Workers; rank++ {
 		pod := constructWorkerPod(tj, rank, r.Config)
 		err := r.Client.Create(ctx, pod)
@@ -142,6 +148,26 @@ func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrain
 			r.identities.forget(tj.Namespace) // in case the pod was refused for a missing ServiceAccount
 			return err
 		}
+	}
+	return nil
+}
+
+// ensureService creates the job's headless worker Service unless it exists. One of that name that
+// the job does not control is not taken for it.
+func (r *TrainingJobReconciler) ensureService(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob) error {
+	svc := constructWorkerService(tj)
+	// Nothing reads Services from the cache (the manager neither may nor needs to list them), so
+	// nothing waits for the cache to see this write.
+	err := r.Client.Create(ctx, svc, client.DisableReadYourWritesConsistency)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing := &corev1.Service{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(svc), existing); err != nil {
+		return fmt.Errorf("service %s already exists but cannot be read: %w", svc.Name, err)
+	}
+	if !metav1.IsControlledBy(existing, tj) {
+		return fmt.Errorf("service %s already exists and is not this job's: the workers need it as their subdomain; rename the job or the Service", svc.Name)
 	}
 	return nil
 }

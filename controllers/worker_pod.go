@@ -29,6 +29,51 @@ func workerPodName(jobName string, rank, attempt int32) string {
 	return fmt.Sprintf("%s-w%d-a%d", jobName, rank, attempt)
 }
 
+// workerHostname is a worker's host name: with the job's worker Service as its subdomain, rank 0's
+// is the stable DNS name the other ranks of a data-parallel run find it by.
+func workerHostname(jobName string, rank int32) string { return fmt.Sprintf("%s-w%d", jobName, rank) }
+
+// workerSubdomain is the headless Service of a job of several workers (named as the job), empty for
+// one worker, which needs none.
+func workerSubdomain(tj *kubetrainv1alpha1.TrainingJob) string {
+	if tj.Spec.Workers > 1 {
+		return tj.Name
+	}
+	return ""
+}
+
+// rendezvous is where rank 0 of a job of several workers listens: its DNS name under the job's
+// headless Service, which publishes workers before they are ready.
+func rendezvous(tj *kubetrainv1alpha1.TrainingJob) string {
+	return fmt.Sprintf("%s.%s.%s.svc:%d", workerHostname(tj.Name, 0), workerSubdomain(tj), tj.Namespace, contract.RendezvousPort)
+}
+
+// constructWorkerService builds the headless Service of a job of several workers: it gives each
+// worker a DNS name (rank 0's is the rendezvous) from the moment its pod has an address.
+func constructWorkerService(tj *kubetrainv1alpha1.TrainingJob) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      workerSubdomain(tj),
+			Namespace: tj.Namespace,
+			Labels: map[string]string{
+				kubetrainv1alpha1.LabelJobName:   tj.Name,
+				kubetrainv1alpha1.LabelManagedBy: kubetrainv1alpha1.ManagedByValue,
+			},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(tj,
+				kubetrainv1alpha1.GroupVersion.WithKind("TrainingJob"))},
+		},
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			PublishNotReadyAddresses: true,
+			Selector: map[string]string{
+				kubetrainv1alpha1.LabelJobName: tj.Name,
+				kubetrainv1alpha1.LabelJobUID:  string(tj.UID),
+			},
+			Ports: []corev1.ServicePort{{Name: "rendezvous", Port: contract.RendezvousPort}},
+		},
+	}
+}
+
 // constructWorkerPod builds the pod of one worker of the job's current attempt. It is pure: the
 // reconciler creates what it returns.
 func constructWorkerPod(tj *kubetrainv1alpha1.TrainingJob, rank int32, cfg Config) *corev1.Pod {
@@ -108,7 +153,8 @@ func constructWorkerPod(tj *kubetrainv1alpha1.TrainingJob, rank int32, cfg Confi
 			// The worker reports progress into its job's status with its pod-bound token.
 			ServiceAccountName:           TrainerServiceAccount,
 			AutomountServiceAccountToken: ptr.To(true),
-			Hostname:                     fmt.Sprintf("%s-w%d", tj.Name, rank),
+			Hostname:                     workerHostname(tj.Name, rank),
+			Subdomain:                    workerSubdomain(tj),
 			Containers:                   []corev1.Container{container},
 			Volumes: append([]corev1.Volume{{
 				Name:         scratchVolume,
@@ -226,10 +272,16 @@ func trainerEnv(tj *kubetrainv1alpha1.TrainingJob, rank int32) []corev1.EnvVar {
 		{Name: contract.EnvPodName, ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
 		}},
+		{Name: contract.EnvPodIP, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"},
+		}},
 		// Go sizes its thread pool from the CPU limit; TMPDIR must be writable.
 		{Name: "TMPDIR", Value: contract.ScratchDir},
 		// Never fall back to a cloud metadata endpoint for credentials.
 		{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"},
+	}
+	if tj.Spec.Workers > 1 {
+		env = append(env, corev1.EnvVar{Name: contract.EnvRendezvous, Value: rendezvous(tj)})
 	}
 	secret := tj.Spec.Dataset.CredentialsSecretName
 	if ck := tj.Spec.Checkpoint; ck != nil && ck.CredentialsSecretName != "" {

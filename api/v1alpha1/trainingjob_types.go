@@ -14,6 +14,7 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=tj,categories=all;kubetrain
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Workers",type=string,JSONPath=`.status.workers.ready`,description="Running workers / workers of the current attempt"
 // +kubebuilder:printcolumn:name="Epoch",type=string,JSONPath=`.status.progress.epochText`,description="Last completed epoch / epochs"
 // +kubebuilder:printcolumn:name="Accuracy",type=number,format=float,JSONPath=`.status.progress.testAccuracy`,description="Test accuracy after the last completed epoch"
 // +kubebuilder:printcolumn:name="Restarts",type=integer,JSONPath=`.status.restarts`
@@ -62,10 +63,15 @@ type TrainingJobSpec struct {
 	// +optional
 	Hyperparameters Hyperparameters `json:"hyperparameters,omitempty"`
 
-	// Workers is the number of worker pods. Only 1 is supported until multi-worker training exists,
-	// so that nothing is admitted that cannot run.
+	// Workers is the number of worker pods that train the model together (data parallel): each
+	// takes its slice of every batch, and their gradients are summed before each update, so a run
+	// on N workers takes the steps one worker would take. hyperparameters.batchSize is the global
+	// batch, split between the workers, and the learning rate means what it means for one worker.
+	// The workers of an attempt start and end together: when one fails, is evicted or disappears,
+	// the others are stopped and the next attempt starts all of them from the last checkpoint.
 	// +kubebuilder:default=1
-	// +kubebuilder:validation:XValidation:rule="self == 1",message="only 1 worker is supported until multi-worker training exists"
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
 	// +optional
 	Workers int32 `json:"workers,omitempty"`
 
@@ -429,6 +435,9 @@ type WorkerCounts struct {
 	Running   int32 `json:"running"`
 	Succeeded int32 `json:"succeeded"`
 	Failed    int32 `json:"failed"`
+	// Ready is "running/workers", for kubectl get.
+	// +optional
+	Ready string `json:"ready,omitempty"`
 }
 
 // EpochMetrics are the metrics of one epoch.

@@ -45,6 +45,11 @@ func (w *TrainingJobWrapper) Epochs(n int32) *TrainingJobWrapper {
 	return w
 }
 
+func (w *TrainingJobWrapper) Workers(n int32) *TrainingJobWrapper {
+	w.Spec.Workers = n
+	return w
+}
+
 func (w *TrainingJobWrapper) GPUs(n int32) *TrainingJobWrapper {
 	w.Spec.Resources.GPUs = n
 	return w

@@ -17,7 +17,7 @@ import (
 )
 
 var _ = Describe("The manager's identity", func() {
-	It("can create worker pods and the trainer's identity, and nothing else", func(ctx context.Context) {
+	It("can create worker pods, their Service and the trainer's identity, and nothing else", func(ctx context.Context) {
 		mgr, err := client.New(managerCfg, client.Options{Scheme: manager.Scheme()})
 		Expect(err).NotTo(HaveOccurred())
 		ns := newNamespace(ctx)
@@ -64,6 +64,21 @@ var _ = Describe("The manager's identity", func() {
 		refused(pod("sys-admin", func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
 		}), "drop all capabilities")
+
+		// The workers' Service: headless, the rendezvous port, controlled by a TrainingJob.
+		svc := func(name string, edit func(*corev1.Service)) *corev1.Service {
+			s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, OwnerReferences: worker.OwnerReferences},
+				Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"a": "b"},
+					Ports: []corev1.ServicePort{{Name: "rendezvous", Port: 29500}}}}
+			edit(s)
+			return s
+		}
+		Expect(mgr.Create(ctx, svc("workers", func(*corev1.Service) {}))).To(Succeed())
+		refused(svc("orphan-svc", func(s *corev1.Service) { s.OwnerReferences = nil }), "only create Services controlled by a TrainingJob")
+		refused(svc("cluster-ip", func(s *corev1.Service) { s.Spec.ClusterIP = "" }), "only create headless Services")
+		refused(svc("balancer", func(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.Type = "", corev1.ServiceTypeLoadBalancer }), "only create headless Services")
+		refused(svc("other-port", func(s *corev1.Service) { s.Spec.Ports[0].Port = 443 }), "rendezvous port 29500")
+		refused(svc("external", func(s *corev1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }), "no external address")
 
 		other := newNamespace(ctx)
 		refused(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder", Namespace: other}}, "kubetrain-trainer, not builder")

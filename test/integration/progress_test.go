@@ -48,7 +48,7 @@ var _ = Describe("Trainer progress in status", func() {
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Message).To(ContainSubstring("epoch 105: s3://ckpt/runs/"))
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
-		Expect(kubectl("get", "tj", "reported", "-n", ns)).To(MatchRegexp(`reported\s+Running\s+105/120\s+0\.525\s+0\s+\d+s\s+`))
+		Expect(kubectl("get", "tj", "reported", "-n", ns)).To(MatchRegexp(`reported\s+Running\s+1/1\s+105/120\s+0\.525\s+0\s+\d+s\s+`))
 
 		// A resumed attempt continues the history from where it restarted.
 		r2, err := progress.NewStatusReporter(ctx, cfg, ns, "reported", "")

@@ -248,8 +248,8 @@ var _ = Describe("TrainingJob lifecycle", func() {
 		Expect(got.Status.Progress.TestAccuracy).To(BeNumerically("~", 0.71, 1e-9))
 
 		out := kubectl("get", "trainingjob", "progress", "-n", ns)
-		Expect(out).To(MatchRegexp(`NAME\s+PHASE\s+EPOCH\s+ACCURACY\s+RESTARTS\s+CHECKPOINT\s+AGE`))
-		Expect(out).To(MatchRegexp(`progress\s+Running\s+4/10\s+0\.71\s+0\s+`))
+		Expect(out).To(MatchRegexp(`NAME\s+PHASE\s+WORKERS\s+EPOCH\s+ACCURACY\s+RESTARTS\s+CHECKPOINT\s+AGE`))
+		Expect(out).To(MatchRegexp(`progress\s+Running\s+1/1\s+4/10\s+0\.71\s+0\s+`))
 		Expect(kubectl("get", "tj", "-n", ns, "-o", "name")).To(ContainSubstring("trainingjob.kubetrain.io/progress"))
 	})
 
