@@ -103,7 +103,6 @@ func (p *planner) followAttempt() bool {
 	st := &p.out.status
 	var counts kubetrainv1alpha1.WorkerCounts
 	var end *workerEnd
-	stopping := 0
 	for rank := int32(0); rank < p.tj.Spec.Workers; rank++ {
 		pod := p.current[rank]
 		var e *workerEnd
@@ -118,9 +117,12 @@ func (p *planner) followAttempt() bool {
 			c := classifyFailedPod(pod)
 			e = &c
 		case pod.DeletionTimestamp != nil:
-			// Wait until a stopping worker has stopped: two trainers of one job must never write
-			// checkpoints at once.
-			stopping++
+			// Being deleted by someone else (a drain, kubectl delete): the attempt is disrupted.
+			// The next one waits until this worker has stopped: two trainers of one job must never
+			// write checkpoints at once.
+			v := vanishedPod(pod.Name)
+			v.message = fmt.Sprintf("pod %s is being deleted before it finished", pod.Name)
+			e = &v
 		case pod.Status.Phase == corev1.PodRunning:
 			counts.Running++
 		default:
@@ -141,10 +143,6 @@ func (p *planner) followAttempt() bool {
 		return true
 	case p.tj.Spec.RunPolicy.Suspend:
 		p.suspend()
-		return true
-	case stopping > 0:
-		p.setPhase(kubetrainv1alpha1.PhaseRestarting, health{reconciling: true,
-			reason: kubetrainv1alpha1.ReasonRestarting, message: fmt.Sprintf("waiting for %d stopping worker(s)", stopping)})
 		return true
 	case counts.Running+counts.Succeeded == p.tj.Spec.Workers:
 		if st.Phase != kubetrainv1alpha1.PhaseRunning {
@@ -375,15 +373,17 @@ func backoffLimit(tj *kubetrainv1alpha1.TrainingJob) int32 {
 	return *tj.Spec.RunPolicy.BackoffLimit
 }
 
-// severity orders how an attempt ended: a permanent failure outweighs a retriable one, which
-// outweighs a disruption.
+// severity orders how an attempt ended when its workers ended differently: a permanent failure
+// outweighs a disruption, which outweighs a retriable failure. When one worker of several is
+// evicted or deleted, the others lose their peer and exit retriably in its wake: the attempt was
+// disrupted, and is not counted as failed.
 func severity(c contract.ExitClass) int {
 	switch c {
 	case contract.ExitClassPermanent:
 		return 3
-	case contract.ExitClassRetriable:
-		return 2
 	case contract.ExitClassDisruption:
+		return 2
+	case contract.ExitClassRetriable:
 		return 1
 	default:
 		return 0

@@ -249,12 +249,13 @@ func TestPlanJob(t *testing.T) {
 				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
 				Conditions: conds("False/PodsPending", asExpected, asExpected)},
 		},
-		"a stopping worker is waited for": {
+		"a worker being deleted disrupts the attempt, and the next one waits for it to stop": {
 			job: withStatus(failedOnce),
 			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
 				return []*corev1.Pod{pod(j, 0).Phase(corev1.PodRunning).Deleting(testNow).Obj()}
 			},
-			want: planSummary{Phase: kubetrainv1alpha1.PhaseRestarting, Started: true, AttemptStarted: true,
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRestarting, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
+				Events:     []string{"Warning/WorkerDisrupted"},
 				Conditions: conds("False/Restarting", "True/Restarting", asExpected)},
 		},
 		"suspending stops the workers and ends the attempt": {
@@ -392,5 +393,19 @@ func TestNextAttemptWaitsForStoppingWorkers(t *testing.T) {
 	p := planJob(tj, pods, testNow, testCfg)
 	if p.createWorkers || p.status.Phase != kubetrainv1alpha1.PhaseRestarting {
 		t.Fatalf("the next attempt starts while rank 2 stops: %+v", summarize(p))
+	}
+}
+
+// When one worker of several is deleted, the others lose their peer and exit retriably: the attempt
+// counts as disrupted, not failed.
+func TestPeersOfADeletedWorkerDoNotCountAsFailed(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Workers(2).Status(started(kubetrainv1alpha1.PhaseRunning, 0)).Obj()
+	pods := []*corev1.Pod{
+		testutil.MakeWorkerPod(tj, 0, 0).Exited(contract.ExitRetriable, `{"message":"collective: rank 0 of 2: receiving from rank 1: EOF"}`).Obj(),
+		testutil.MakeWorkerPod(tj, 1, 0).Phase(corev1.PodRunning).Deleting(testNow).Obj(),
+	}
+	p := planJob(tj, pods, testNow, testCfg)
+	if st := p.status; st.Disruptions != 1 || st.Failures != 0 || p.createWorkers || st.RestartAfter != nil {
+		t.Fatalf("plan %+v, want one disruption, no failure, and no new worker while rank 1 stops", summarize(p))
 	}
 }
