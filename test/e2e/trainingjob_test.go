@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -73,6 +74,44 @@ var _ = Describe("TrainingJob on a real cluster", func() {
 		Expect(tj.Status.Attempt).To(Equal(int32(1)))
 		expectResumed(ctx, tj, seen, deleted)
 		expectCheckpointsInBucket(ctx, tj)
+	})
+
+	It("trains the sample on 2 workers to one worker's accuracy, and restarts both from the checkpoint when one is deleted", func(ctx SpecContext) {
+		// Two workers of 1 thread share the node's 2 CPUs with the manager: 900m each.
+		workers := func(n int32) func(*kubetrainv1alpha1.TrainingJob) {
+			return func(tj *kubetrainv1alpha1.TrainingJob) {
+				tj.Spec.Workers = n
+				tj.Spec.Resources.GPUs = 0
+				tj.Spec.Resources.CPU = ptr.To(resource.MustParse("900m"))
+			}
+		}
+		one := waitPhase(ctx, createJob(ctx, "one-worker", workers(1)), kubetrainv1alpha1.PhaseSucceeded)
+		two := waitPhase(ctx, createJob(ctx, "two-workers", workers(2)), kubetrainv1alpha1.PhaseSucceeded)
+		GinkgoWriter.Printf("after %d epochs: test accuracy %.4f on one worker, %.4f on two\n",
+			two.Status.Progress.Epoch, one.Status.Progress.TestAccuracy, two.Status.Progress.TestAccuracy)
+		Expect(two.Status.Progress.Epoch).To(Equal(one.Status.Progress.Epoch))
+		Expect(two.Status.Progress.TestAccuracy).To(BeNumerically("~", one.Status.Progress.TestAccuracy, 0.01))
+		Expect(two.Status.Workers.Ready).To(Equal("0/2"))
+		Expect(historyEpochs(two)).To(Equal(seq(1, two.Spec.Hyperparameters.Epochs)))
+		expectCheckpointsInBucket(ctx, two)
+
+		tj := createJob(ctx, "two-workers-deleted", func(tj *kubetrainv1alpha1.TrainingJob) {
+			workers(2)(tj)
+			tj.Spec.Hyperparameters.Epochs = longEpochs
+		})
+		seen := waitCheckpointMidway(ctx, tj)
+		By(fmt.Sprintf("deleting rank 1 after the checkpoint of epoch %d", seen.Epoch))
+		deleted := time.Now()
+		Expect(k8sClient.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tj.Name + "-w1-a0"}})).To(Succeed())
+		tj = waitPhase(ctx, tj, kubetrainv1alpha1.PhaseSucceeded)
+		Expect(tj.Status.Attempt).To(Equal(int32(1)))
+		Expect(tj.Status.Restarts).To(Equal(int32(1)))
+		Expect(tj.Status.Disruptions).To(Equal(int32(1)), "a deleted worker is a disruption, its peer's exit no failure")
+		Expect(tj.Status.Failures).To(BeZero())
+		expectResumed(ctx, tj, seen, deleted)
+		rank1 := &corev1.Pod{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: tj.Name + "-w1-a1"}, rank1)).To(Succeed())
+		Expect(rank1.Spec.Containers[0].Args).To(ContainElement("--" + contract.FlagResumeFrom + "=" + tj.Status.ResumedFrom.URI))
 	})
 
 	It("removes its workers while suspended and resumes from the checkpoint when resumed", func(ctx SpecContext) {
