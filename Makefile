@@ -76,6 +76,10 @@ bench-pytorch: ## Train the reference model with our trainer and PyTorch at its 
 	hack/install-deps.sh python3-torch libopenblas0-pthread dataset-fashion-mnist
 	hack/bench-pytorch/run.sh
 
+.PHONY: bench-ddp
+bench-ddp: ## Data-parallel scaling: 1, 2 and 4 trainer processes on loopback, and the collective's bandwidth (about 5 min).
+	hack/bench-ddp.sh
+
 .PHONY: bench-pod
 bench-pod: envtest ## The trainer in a pod of the local cluster against the same binary on the host (requests, CFS limits).
 	hack/bench-pod.sh
