@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,10 +27,18 @@ import (
 
 // Run is the trainer binary: Main with the process's signals. SIGTERM (the pod is being stopped)
 // and SIGINT stop training before its next step, with contract.ExitTerminated.
+//
+// The Go runtime is given as many processors as the trainer computes with (unless GOMAXPROCS says
+// otherwise): idle processors spin looking for work and take CPU from the compute threads, and from
+// the other workers of a data-parallel run on the same node.
 func Run(args, environ []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return Main(ctx, args, Environ(environ), stdout, stderr)
+	env := Environ(environ)
+	if cfg, err := Parse(args, env); err == nil && env["GOMAXPROCS"] == "" {
+		runtime.GOMAXPROCS(cfg.Threads)
+	}
+	return Main(ctx, args, env, stdout, stderr)
 }
 
 // Main runs the trainer with the given arguments and environment, writing progress to stdout and
