@@ -68,7 +68,7 @@ test-e2e-kind: ## The e2e suite on kind, for machines with Docker (docker build,
 	hack/kind.sh test-e2e
 
 .PHONY: scale-bench
-scale-bench: envtest ## Create N TrainingJobs against envtest and report time, API writes per job and memory (N=1000).
+scale-bench: envtest ## Create N TrainingJobs of 1 and of 4 workers against envtest; report time, API writes per job and memory (N=1000).
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh envtest)" go run ./test/scale $(SCALE_FLAGS)
 
 .PHONY: bench-pytorch

@@ -89,11 +89,13 @@ func CheckpointKey(base, uri string) (key string, ok bool) {
 
 // CheckpointDir is the directory of a new checkpoint below a job prefix.
 func CheckpointDir(jobPrefix string, epoch int, nonce string) (string, error) {
-	if err := CheckKeyComponent(nonce); err != nil || strings.ContainsAny(nonce, "-") {
-		return "", fmt.Errorf("checkpoint key: nonce %q must be a plain token", nonce)
+	if err := CheckKeyComponent(nonce); err != nil || strings.TrimFunc(nonce, isAlnum) != "" {
+		return "", fmt.Errorf("checkpoint key: nonce %q must be letters and digits", nonce)
 	}
 	return fmt.Sprintf("%sckpt-%06d-%s/", jobPrefix, epoch, nonce), nil
 }
+
+func isAlnum(r rune) bool { return r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r)) }
 
 // CheckKeyComponent says what is wrong with s as one segment of a key: empty, "." or "..", too
 // long, or holding a path separator or a control character.

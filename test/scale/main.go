@@ -1,9 +1,10 @@
 // Command scale measures the operator at scale against a real API server (envtest; no kubelet):
-// it creates N TrainingJobs and reports the time until every job's worker pod exists, the API
-// writes the manager makes per job (counted from the API server's audit log, so events count too),
-// and the manager process's peak memory. Each mode runs against a fresh API server.
+// it creates N TrainingJobs of W workers each and reports the time until every job's worker pods
+// exist, the API writes the manager makes per job (counted from the API server's audit log, so
+// events count too), and the manager process's peak memory. Each mode and worker count runs
+// against a fresh API server.
 //
-//	go run ./test/scale -n 1000 -modes default,kubeflow
+//	go run ./test/scale -n 1000 -modes default,kubeflow -workers 1,4
 package main
 
 import (
@@ -50,6 +51,7 @@ func main() {
 	n := flag.Int("n", 1000, "TrainingJobs to create")
 	modeList := flag.String("modes", "default,kubeflow", "comma-separated modes: "+strings.Join(sortedKeys(modes), ", "))
 	timeout := flag.Duration("timeout", 15*time.Minute, "longest wait for all pods of a mode")
+	workerList := flag.String("workers", "1,4", "comma-separated workers per job; each count is a run of every mode")
 	flag.Parse()
 	ctrllog.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -70,34 +72,41 @@ func main() {
 	cpu := cpuModel()
 	fmt.Printf("scale benchmark: %d TrainingJobs per mode, %d CPUs (%s)\n", *n, runtime.NumCPU(), cpu)
 	var results []result
-	for _, mode := range strings.Split(*modeList, ",") {
-		args, ok := modes[mode]
-		if !ok {
-			fail(fmt.Errorf("unknown mode %q", mode))
+	for _, w := range strings.Split(*workerList, ",") {
+		workers, err := strconv.Atoi(w)
+		if err != nil || workers < 1 || workers > 64 {
+			fail(fmt.Errorf("-workers: %q is not a worker count of 1 to 64", w))
 		}
-		r, err := runMode(mode, args, *n, managerBin, filepath.Join(work, mode), *timeout)
-		if err != nil {
-			fail(fmt.Errorf("mode %s: %w", mode, err))
+		for _, mode := range strings.Split(*modeList, ",") {
+			args, ok := modes[mode]
+			if !ok {
+				fail(fmt.Errorf("unknown mode %q", mode))
+			}
+			r, err := runMode(mode, args, *n, int32(workers), managerBin, filepath.Join(work, fmt.Sprintf("%s-%d", mode, workers)), *timeout)
+			if err != nil {
+				fail(fmt.Errorf("mode %s, %d workers: %w", mode, workers, err))
+			}
+			results = append(results, r)
 		}
-		results = append(results, r)
 	}
 	fmt.Println()
-	fmt.Printf("%-9s %6s %14s %8s %11s %s\n", "mode", "jobs", "all pods (s)", "jobs/s", "peak MiB", "writes/job (pods, status, events, other)")
+	fmt.Printf("%-9s %6s %7s %14s %8s %11s %s\n", "mode", "jobs", "workers", "all pods (s)", "jobs/s", "peak MiB", "writes/job (pods, status, events, other)")
 	for _, r := range results {
-		fmt.Printf("%-9s %6d %14.1f %8.1f %11.1f %.2f (%.2f, %.2f, %.2f, %.2f)\n", r.mode, r.jobs, r.allPods.Seconds(),
+		fmt.Printf("%-9s %6d %7d %14.1f %8.1f %11.1f %.2f (%.2f, %.2f, %.2f, %.2f)\n", r.mode, r.jobs, r.workers, r.allPods.Seconds(),
 			float64(r.jobs)/r.allPods.Seconds(), float64(r.peakRSS)/(1<<20), r.perJob(""),
 			r.perJob("pods"), r.perJob("trainingjobs/status"), r.perJob("events"), r.perJob("other"))
 	}
 	fmt.Println("\nwrites are the manager's create/update/patch/delete requests in the API server's audit log,")
 	fmt.Println("failed ones included; leader election Lease renewals are listed apart and not counted per job:")
 	for _, r := range results {
-		fmt.Printf("  %s: %v; lease writes %d; failed writes %d\n", r.mode, r.writes, r.leaseWrites, r.failedWrites)
+		fmt.Printf("  %s, %d workers: %v; lease writes %d; failed writes %d\n", r.mode, r.workers, r.writes, r.leaseWrites, r.failedWrites)
 	}
 }
 
 type result struct {
 	mode         string
 	jobs         int
+	workers      int32
 	allPods      time.Duration
 	peakRSS      int64
 	writes       map[string]int
@@ -115,8 +124,8 @@ func (r result) perJob(kind string) float64 {
 	return float64(total) / float64(r.jobs)
 }
 
-func runMode(mode string, managerArgs []string, n int, managerBin, dir string, timeout time.Duration) (result, error) {
-	res := result{mode: mode, jobs: n}
+func runMode(mode string, managerArgs []string, n int, workers int32, managerBin, dir string, timeout time.Duration) (result, error) {
+	res := result{mode: mode, jobs: n, workers: workers}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, err
 	}
@@ -173,17 +182,18 @@ func runMode(mode string, managerArgs []string, n int, managerBin, dir string, t
 	stopPeak := watchPeakRSS(mgr.Process.Pid, &res.peakRSS)
 	defer stopPeak()
 
-	fmt.Printf("\n[%s] manager %v: creating %d TrainingJobs\n", mode, managerArgs, n)
+	fmt.Printf("\n[%s] manager %v: creating %d TrainingJobs of %d worker(s)\n", mode, managerArgs, n, workers)
 	start := time.Now()
-	if err := createJobs(ctx, c, ns, n); err != nil {
+	if err := createJobs(ctx, c, ns, n, workers); err != nil {
 		return res, err
 	}
 	fmt.Printf("[%s] created %d jobs in %.1f s\n", mode, n, time.Since(start).Seconds())
-	if err := waitFor(ctx, timeout, func() (int, error) { return countPods(ctx, c, ns) }, n, mode+" pods"); err != nil {
+	pods := n * int(workers)
+	if err := waitFor(ctx, timeout, func() (int, error) { return countPods(ctx, c, ns) }, pods, mode+" pods"); err != nil {
 		return res, err
 	}
 	res.allPods = time.Since(start)
-	fmt.Printf("[%s] all %d pods exist after %.1f s\n", mode, n, res.allPods.Seconds())
+	fmt.Printf("[%s] all %d pods exist after %.1f s\n", mode, pods, res.allPods.Seconds())
 	if err := waitFor(ctx, timeout, func() (int, error) { return countPending(ctx, c, ns) }, n, mode+" statuses"); err != nil {
 		return res, err
 	}
@@ -200,7 +210,7 @@ func benchClient(cfg *rest.Config) (client.Client, error) {
 }
 
 // createJobs creates n jobs from a few goroutines, as a GitOps tool applying a folder would.
-func createJobs(ctx context.Context, c client.Client, ns string, n int) error {
+func createJobs(ctx context.Context, c client.Client, ns string, n int, jobWorkers int32) error {
 	const workers = 8
 	errs := make(chan error, workers)
 	for w := 0; w < workers; w++ {
@@ -210,6 +220,7 @@ func createJobs(ctx context.Context, c client.Client, ns string, n int) error {
 					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("job-%04d", i), Namespace: ns},
 					Spec: kubetrainv1alpha1.TrainingJobSpec{
 						Dataset:   kubetrainv1alpha1.DatasetSpec{URI: "synthetic://cifar10"},
+						Workers:   jobWorkers,
 						Resources: kubetrainv1alpha1.WorkerResources{GPUs: 1},
 					},
 				}
