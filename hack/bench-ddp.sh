@@ -5,8 +5,8 @@
 # reported) and at a fixed global batch of 64 (strong scaling). Each figure is the median of RUNS
 # runs, the configurations taking turns so that a change in the machine's load hits all of them.
 # Then the collective's bus bandwidth, 2(n-1)/n x bytes / time, for a gradient of the reference
-# model, next to plain TCP streams carrying the same traffic on the same machine
-# (go test -bench in trainer/collective).
+# model, next to plain TCP streams carrying the same traffic over the same connections on the same
+# machine, one process per rank (BenchmarkProcesses in trainer/collective).
 #
 #   hack/bench-ddp.sh            # RUNS=3
 #   REPORT=FILE                  # also write the report there
@@ -73,10 +73,11 @@ report() {
       printf "| %d | %.0f | %.2fx | %.0f%% | %.0f | %.2fx | %.0f%% |\n", n, w, w / w1, 100 * w / w1 / n, s, s / s1, 100 * s / s1 / n }'
   done
   echo
-  echo "Collective bus bandwidth against plain TCP streams with the same traffic (GB/s, median of 5):"
+  echo "Collective bus bandwidth against plain TCP streams over the same ring of connections, one process"
+  echo "per rank with one Go processor, as the trainer's workers run (GB/s, median of 5):"
   echo
   local bench
-  bench=$(go test -run '^$' -bench 'AllReduce|TCPRing|TCPCopy' -benchtime 100x -count 5 ./trainer/collective/ |
+  bench=$(go test -run '^$' -bench 'Processes' -benchtime 200x -count 5 ./trainer/collective/ |
     awk '/^Benchmark/ { sub(/-[0-9]+$/, "", $1); print $1, $5 }')
   for name in $(cut -d' ' -f1 <<<"$bench" | sort -u); do
     echo "- $name: $(awk -v k="$name" '$1 == k { print $2 }' <<<"$bench" | median)"
