@@ -68,6 +68,16 @@ var _ = Describe("A TrainingJob of several workers", func() {
 			g.Expect(got.Status.Phase).To(Equal(kubetrainv1alpha1.PhasePending))
 			g.Expect(got.Status.Workers.Ready).To(Equal("2/3"))
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		// The worker that cannot be placed is named, with the scheduler's reason.
+		setPodStatus(ctx, pods[2], func(p *testutil.PodWrapper) {
+			p.Unschedulable("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+		})
+		Eventually(func(g Gomega) {
+			ready := condition(getJob(ctx, g, tj), kubetrainv1alpha1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Reason).To(Equal(kubetrainv1alpha1.ReasonUnschedulable))
+			g.Expect(ready.Message).To(And(ContainSubstring("gang-w2-a0"), ContainSubstring("Insufficient nvidia.com/gpu")))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 		running(ctx, pods[2:])
 		Eventually(func(g Gomega) { g.Expect(getJob(ctx, g, tj).Status.Workers.Ready).To(Equal("3/3")) }).
 			WithTimeout(timeout).WithPolling(interval).Should(Succeed())
