@@ -157,7 +157,8 @@ type Hyperparameters struct {
 	// +optional
 	Epochs int32 `json:"epochs,omitempty"`
 
-	// BatchSize is the number of images per optimizer step.
+	// BatchSize is the number of images per optimizer step, across all workers: with several, each
+	// computes the gradient of its share of every batch.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
 	// +kubebuilder:default=32
