@@ -142,7 +142,7 @@ func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrain
 		pod := constructWorkerPod(tj, rank, r.Config)
 		err := r.Client.Create(ctx, pod)
 		if apierrors.IsAlreadyExists(err) {
-			err = r.checkOwnPod(ctx, tj, pod.Name)
+			err = r.checkOwned(ctx, tj, &corev1.Pod{}, "pod", pod.Name, "waiting for it to be deleted")
 		}
 		if err != nil {
 			r.identities.forget(tj.Namespace) // in case the pod was refused for a missing ServiceAccount
@@ -159,24 +159,19 @@ func (r *TrainingJobReconciler) ensureService(ctx context.Context, tj *kubetrain
 	// Nothing reads Services from the cache (the manager neither may nor needs to list them), so
 	// nothing waits for the cache to see this write.
 	err := r.Client.Create(ctx, svc, client.DisableReadYourWritesConsistency)
-	if !apierrors.IsAlreadyExists(err) {
-		return err
+	if apierrors.IsAlreadyExists(err) {
+		err = r.checkOwned(ctx, tj, &corev1.Service{}, "service", svc.Name,
+			"the workers need it as their subdomain; rename the job or the Service")
 	}
-	existing := &corev1.Service{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(svc), existing); err != nil {
-		return fmt.Errorf("service %s already exists but cannot be read: %w", svc.Name, err)
-	}
-	if !metav1.IsControlledBy(existing, tj) {
-		return fmt.Errorf("service %s already exists and is not this job's: the workers need it as their subdomain; rename the job or the Service", svc.Name)
-	}
-	return nil
+	return err
 }
 
-// checkOwnPod returns nil when the pod named name is controlled by tj.
-func (r *TrainingJobReconciler) checkOwnPod(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, name string) error {
-	existing := &corev1.Pod{}
+// checkOwned returns nil when the existing object named name (read into existing, from the API
+// server) is controlled by tj; otherwise an error naming it, its controller and what to do.
+func (r *TrainingJobReconciler) checkOwned(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, existing client.Object,
+	kind, name, remedy string) error {
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: tj.Namespace, Name: name}, existing); err != nil {
-		return fmt.Errorf("pod %s already exists but cannot be read: %w", name, err)
+		return fmt.Errorf("%s %s already exists but cannot be read: %w", kind, name, err)
 	}
 	if metav1.IsControlledBy(existing, tj) {
 		return nil
@@ -185,7 +180,7 @@ func (r *TrainingJobReconciler) checkOwnPod(ctx context.Context, tj *kubetrainv1
 	if ref := metav1.GetControllerOf(existing); ref != nil {
 		owner = fmt.Sprintf("%s %s (uid %s)", ref.Kind, ref.Name, ref.UID)
 	}
-	return fmt.Errorf("pod %s already exists and is not this job's (it is controlled by %s): waiting for it to be deleted", name, owner)
+	return fmt.Errorf("%s %s already exists and is not this job's (it is controlled by %s): %s", kind, name, owner, remedy)
 }
 
 func (r *TrainingJobReconciler) deletePod(ctx context.Context, pod *corev1.Pod) error {

@@ -121,6 +121,19 @@ var _ = Describe("A TrainingJob of several workers", func() {
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	})
 
+	It("does not take a Service of its name that it does not control", func(ctx context.Context) {
+		Expect(k8sClient.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: ns},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}})).To(Succeed())
+		tj := createJob(ctx, newJob("taken", ns).Workers(2))
+		Eventually(func(g Gomega) {
+			ready := condition(getJob(ctx, g, tj), kubetrainv1alpha1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Reason).To(Equal(kubetrainv1alpha1.ReasonPodCreationFailed))
+			g.Expect(ready.Message).To(ContainSubstring("service taken already exists and is not this job's"))
+			g.Expect(workerPods(ctx, g, tj)).To(BeEmpty())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+
 	It("suspends all its workers and resumes them all", func(ctx context.Context) {
 		tj := createJob(ctx, newJob("pause-gang", ns).Workers(2))
 		running(ctx, attemptPods(ctx, tj, 0, 2))
