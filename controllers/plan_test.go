@@ -409,3 +409,14 @@ func TestPeersOfADeletedWorkerDoNotCountAsFailed(t *testing.T) {
 		t.Fatalf("plan %+v, want one disruption, no failure, and no new worker while rank 1 stops", summarize(p))
 	}
 }
+
+// A deadline too long for a time.Duration (stored before admission capped it) is no deadline, not
+// an immediate failure.
+func TestHugeDeadlineDoesNotOverflow(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").ActiveDeadlineSeconds(9_300_000_000).
+		Status(started(kubetrainv1alpha1.PhaseRunning, 0)).Obj()
+	p := planJob(tj, []*corev1.Pod{testutil.MakeWorkerPod(tj, 0, 0).Phase(corev1.PodRunning).Obj()}, testNow, testCfg)
+	if p.status.Phase != kubetrainv1alpha1.PhaseRunning {
+		t.Fatalf("a 9.3e9 s deadline: %+v", summarize(p))
+	}
+}

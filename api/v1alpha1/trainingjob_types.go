@@ -7,7 +7,8 @@ import (
 )
 
 // TrainingJob trains a model on the cluster: one pod per worker runs the trainer image with the
-// model, dataset and hyperparameters of the spec; the controller follows the pods to the end,
+// model, dataset and hyperparameters of the spec (fixed once the job has started, across
+// suspensions too: its checkpoints belong to them); the controller follows the pods to the end,
 // restarts them with backoff, and the trainer reports its progress and checkpoints into status.
 //
 // +kubebuilder:object:root=true
@@ -21,9 +22,9 @@ import (
 // +kubebuilder:printcolumn:name="Checkpoint",type=date,JSONPath=`.status.latestCheckpoint.time`,description="Age of the latest checkpoint"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is used in pod labels"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.spec.model == oldSelf.spec.model",message="spec.model is immutable once the job has started",fieldPath=".spec.model",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.spec.dataset == oldSelf.spec.dataset",message="spec.dataset is immutable once the job has started",fieldPath=".spec.dataset",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.spec.hyperparameters == oldSelf.spec.hyperparameters",message="spec.hyperparameters is immutable once the job has started",fieldPath=".spec.hyperparameters",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !(has(oldSelf.status.startTime) || (has(oldSelf.status.attempt) && oldSelf.status.attempt > 0)) || self.spec.model == oldSelf.spec.model",message="spec.model is immutable once the job has started",fieldPath=".spec.model",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !(has(oldSelf.status.startTime) || (has(oldSelf.status.attempt) && oldSelf.status.attempt > 0)) || self.spec.dataset == oldSelf.spec.dataset",message="spec.dataset is immutable once the job has started",fieldPath=".spec.dataset",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !(has(oldSelf.status.startTime) || (has(oldSelf.status.attempt) && oldSelf.status.attempt > 0)) || self.spec.hyperparameters == oldSelf.spec.hyperparameters",message="spec.hyperparameters is immutable once the job has started",fieldPath=".spec.hyperparameters",reason=FieldValueForbidden
 type TrainingJob struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -279,8 +280,10 @@ type RunPolicy struct {
 	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
 
 	// ActiveDeadlineSeconds bounds the time the job may run, counted from its start (and from its
-	// resumption after a suspension); past it the workers are stopped and the job fails.
+	// resumption after a suspension); past it the workers are stopped and the job fails. At most
+	// 2147483647 (68 years).
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 

@@ -94,6 +94,7 @@ var _ = Describe("Admission", func() {
 		Entry("memory quantity", "  resources:\n    memory: lots\n", "spec.resources.memory", "should match"),
 		Entry("negative backoff limit", "  runPolicy:\n    backoffLimit: -1\n", "spec.runPolicy.backoffLimit", "greater than or equal to 0"),
 		Entry("zero deadline", "  runPolicy:\n    activeDeadlineSeconds: 0\n", "spec.runPolicy.activeDeadlineSeconds", "greater than or equal to 1"),
+		Entry("a deadline past any clock", "  runPolicy:\n    activeDeadlineSeconds: 9300000000\n", "spec.runPolicy.activeDeadlineSeconds", "less than or equal to 2147483647"),
 		Entry("negative TTL", "  runPolicy:\n    ttlSecondsAfterFinished: -5\n", "spec.runPolicy.ttlSecondsAfterFinished", "greater than or equal to 0"),
 		Entry("reserved env", "  template:\n    env:\n    - name: KUBETRAIN_EPOCHS\n      value: \"99\"\n", "spec.template.env", "reserved"),
 		Entry("reserved label", "  template:\n    labels:\n      kubetrain.io/rank: \"7\"\n", "spec.template.labels", "reserved"),
@@ -147,6 +148,19 @@ var _ = Describe("Admission", func() {
 		// What the next attempt's pods look like may change.
 		kubectl("patch", "trainingjob", "started", "-n", ns, "--type=merge",
 			"-p", `{"spec":{"template":{"nodeSelector":{"pool":"gpu"}}}}`)
+	})
+
+	It("keeps the hyperparameters of a job that started fixed while it is suspended", func(ctx context.Context) {
+		tj := createJob(ctx, newJob("paused", ns))
+		Eventually(func(g Gomega) {
+			g.Expect(getJob(ctx, g, tj).Status.StartTime).NotTo(BeNil())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		patchSuspend(ctx, tj, true)
+		got := expectPhase(ctx, tj, kubetrainv1alpha1.PhaseSuspended)
+		Expect(got.Status.StartTime).To(BeNil(), "a suspension clears startTime: the rule must not rest on it alone")
+		out, err := kubectlErr("patch", "trainingjob", "paused", "-n", ns, "--type=merge", "-p", `{"spec":{"hyperparameters":{"learningRate":0.01}}}`)
+		Expect(err).To(HaveOccurred(), "a suspended job that had started took a new learning rate")
+		Expect(out).To(ContainSubstring("spec.hyperparameters is immutable once the job has started"))
 	})
 
 	It("lets a job that never started change its dataset", func(ctx context.Context) {
