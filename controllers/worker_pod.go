@@ -283,25 +283,34 @@ func trainerEnv(tj *kubetrainv1alpha1.TrainingJob, rank int32) []corev1.EnvVar {
 	if tj.Spec.Workers > 1 {
 		env = append(env, corev1.EnvVar{Name: contract.EnvRendezvous, Value: rendezvous(tj)})
 	}
-	secret := tj.Spec.Dataset.CredentialsSecretName
+	// The checkpoints' Secret (else the dataset's) under the SDK's own names; the dataset's also
+	// under its prefix, so that both reach the worker when they differ.
+	storage := tj.Spec.Dataset.CredentialsSecretName
 	if ck := tj.Spec.Checkpoint; ck != nil && ck.CredentialsSecretName != "" {
-		secret = ck.CredentialsSecretName
+		storage = ck.CredentialsSecretName
 	}
-	if secret != "" {
-		ref := func(key string, optional bool) corev1.EnvVar {
-			return corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: string(secret)},
-				Key:                  key,
-				Optional:             ptr.To(optional),
-			}}}
-		}
-		env = append(env,
-			ref(contract.SecretKeyAccessKeyID, false),
-			ref(contract.SecretKeySecretAccessKey, false),
-			ref(contract.SecretKeySessionToken, true),
-		)
+	env = append(env, secretCredentials(storage, "")...)
+	return append(env, secretCredentials(tj.Spec.Dataset.CredentialsSecretName, contract.EnvDatasetCredentials)...)
+}
+
+// secretCredentials references the credentials keys of a Secret as environment variables, their
+// names prefixed; none without a Secret.
+func secretCredentials(secret kubetrainv1alpha1.SecretName, prefix string) []corev1.EnvVar {
+	if secret == "" {
+		return nil
 	}
-	return env
+	ref := func(key string, optional bool) corev1.EnvVar {
+		return corev1.EnvVar{Name: prefix + key, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: string(secret)},
+			Key:                  key,
+			Optional:             ptr.To(optional),
+		}}}
+	}
+	return []corev1.EnvVar{
+		ref(contract.SecretKeyAccessKeyID, false),
+		ref(contract.SecretKeySecretAccessKey, false),
+		ref(contract.SecretKeySessionToken, true),
+	}
 }
 
 func gpuResourceName(r *kubetrainv1alpha1.WorkerResources) string {

@@ -215,3 +215,35 @@ func TestOperatorEnvComesLast(t *testing.T) {
 		t.Errorf("the user's variables override the operator's, or are lost: %+v", last)
 	}
 }
+
+// A dataset and checkpoints in different accounts each reach the worker with their own Secret.
+func TestDatasetAndCheckpointCredentials(t *testing.T) {
+	refs := func(tj *kubetrainv1alpha1.TrainingJob) map[string]string {
+		got := map[string]string{}
+		for _, e := range constructWorkerPod(tj, 0, testCfg).Spec.Containers[0].Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				got[e.Name] = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+			}
+		}
+		return got
+	}
+	tj := testutil.MakeTrainingJob("a", "ns").Checkpoint("s3://ckpt/runs", "ckpt-creds").Obj()
+	tj.Spec.Dataset.CredentialsSecretName = "data-creds"
+	want := map[string]string{
+		"AWS_ACCESS_KEY_ID": "ckpt-creds/AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "ckpt-creds/AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN":                   "ckpt-creds/AWS_SESSION_TOKEN",
+		"KUBETRAIN_DATASET_AWS_ACCESS_KEY_ID": "data-creds/AWS_ACCESS_KEY_ID", "KUBETRAIN_DATASET_AWS_SECRET_ACCESS_KEY": "data-creds/AWS_SECRET_ACCESS_KEY",
+		"KUBETRAIN_DATASET_AWS_SESSION_TOKEN": "data-creds/AWS_SESSION_TOKEN",
+	}
+	if diff := cmp.Diff(want, refs(tj)); diff != "" {
+		t.Errorf("two Secrets (-want,+got):\n%s", diff)
+	}
+	// With the dataset's Secret alone, it serves the checkpoints too, as before.
+	tj.Spec.Checkpoint.CredentialsSecretName = ""
+	for k, v := range want {
+		want[k] = strings.Replace(v, "ckpt-creds", "data-creds", 1)
+	}
+	if diff := cmp.Diff(want, refs(tj)); diff != "" {
+		t.Errorf("the dataset's Secret alone (-want,+got):\n%s", diff)
+	}
+}

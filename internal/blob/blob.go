@@ -129,8 +129,25 @@ func Parse(uri string) (Location, error) {
 	return loc, nil
 }
 
-// Open opens the bucket of a storage URI, scoped to its prefix. The caller closes it.
+// Credentials are an S3 access key, its secret and an optional session token.
+type Credentials struct {
+	AccessKeyID, SecretAccessKey, SessionToken string
+}
+
+// CredentialsFrom reads credentials from an environment (getenv) under the SDK's names, prefixed.
+func CredentialsFrom(getenv func(string) string, prefix string) Credentials {
+	return Credentials{getenv(prefix + contract.SecretKeyAccessKeyID), getenv(prefix + contract.SecretKeySecretAccessKey),
+		getenv(prefix + contract.SecretKeySessionToken)}
+}
+
+// Open opens the bucket of a storage URI, scoped to its prefix, with the process environment's
+// credentials. The caller closes it.
 func Open(ctx context.Context, uri string) (*Bucket, error) {
+	return OpenWith(ctx, uri, CredentialsFrom(os.Getenv, ""))
+}
+
+// OpenWith is Open with the given credentials for s3://.
+func OpenWith(ctx context.Context, uri string, creds Credentials) (*Bucket, error) {
 	loc, err := Parse(uri)
 	if err != nil {
 		return nil, err
@@ -138,7 +155,7 @@ func Open(ctx context.Context, uri string) (*Bucket, error) {
 	var b *blob.Bucket
 	switch loc.Scheme {
 	case contract.SchemeS3:
-		b, err = openS3(ctx, loc)
+		b, err = openS3(ctx, loc, creds)
 	case contract.SchemeFile:
 		if err := os.MkdirAll(loc.Path, 0o755); err != nil {
 			return nil, fmt.Errorf("storage URI %q: %w", uri, err)
@@ -158,16 +175,15 @@ func Open(ctx context.Context, uri string) (*Bucket, error) {
 	return b, nil
 }
 
-func openS3(ctx context.Context, loc Location) (*blob.Bucket, error) {
-	id, secret := os.Getenv(contract.SecretKeyAccessKeyID), os.Getenv(contract.SecretKeySecretAccessKey)
-	if id == "" || secret == "" {
+func openS3(ctx context.Context, loc Location, creds Credentials) (*blob.Bucket, error) {
+	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
 		return nil, ErrNoCredentials
 	}
 	cfg := aws.Config{
 		Region: loc.Region,
 		// Static credentials only: no credential chain, so no shared files and no metadata endpoint.
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret,
-			os.Getenv(contract.SecretKeySessionToken))),
+		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey,
+			creds.SessionToken)),
 		// Checksums only where S3 requires them: older S3-compatible stores reject the newer
 		// default trailing checksums. Integrity is ours to check: checkpoint manifests carry SHA-256.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,

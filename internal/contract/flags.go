@@ -117,6 +117,12 @@ const (
 	SecretKeySessionToken = "AWS_SESSION_TOKEN"
 )
 
+// EnvDatasetCredentials prefixes the dataset Secret's keys in the worker's environment
+// (KUBETRAIN_DATASET_AWS_ACCESS_KEY_ID, ...), so that a dataset and checkpoints in different
+// accounts each have their own; the unprefixed ones are the checkpoints' (or, without a checkpoint
+// Secret, the dataset's). The trainer reads a dataset with the prefixed ones when they are set.
+const EnvDatasetCredentials = EnvPrefix + "DATASET_"
+
 // Paths inside a worker container.
 const (
 	// ScratchDir is a writable emptyDir: the root filesystem is read-only.

@@ -287,13 +287,13 @@ var datasetFiles = map[string][]string{
 // fetchDataset copies an s3:// dataset into the scratch directory and returns its file:// URI;
 // the loader then verifies every file before training starts. Other URIs are returned as they are.
 // The download streams to disk, at most --max-dataset-bytes in all, within --fetch-timeout.
-func fetchDataset(ctx context.Context, cfg Config) (string, error) {
+func fetchDataset(ctx context.Context, cfg Config, env map[string]string) (string, error) {
 	if !strings.HasPrefix(cfg.Dataset, contract.SchemeS3+"://") {
 		return cfg.Dataset, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.FetchTimeout)
 	defer cancel()
-	b, err := blob.Open(ctx, cfg.Dataset)
+	b, err := blob.OpenWith(ctx, cfg.Dataset, datasetCredentials(env))
 	if err != nil {
 		return "", &ConfigError{Msg: fmt.Sprintf("--%s: %v", contract.FlagDataset, err)}
 	}
@@ -333,6 +333,15 @@ func fetchDataset(ctx context.Context, cfg Config) (string, error) {
 		}
 	}
 	return "file://" + dir, nil
+}
+
+// datasetCredentials are the dataset's own credentials when the environment has them (its Secret is
+// not the checkpoints'), else the process's.
+func datasetCredentials(env map[string]string) blob.Credentials {
+	if c := blob.CredentialsFrom(func(k string) string { return env[k] }, contract.EnvDatasetCredentials); c.AccessKeyID != "" {
+		return c
+	}
+	return blob.CredentialsFrom(os.Getenv, "")
 }
 
 // copyObject copies the object key, of at most limit bytes, into the file path.

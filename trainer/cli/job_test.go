@@ -198,6 +198,24 @@ func TestDatasetFromS3(t *testing.T) {
 	if !strings.Contains(stdout.String(), "epoch 1/1") {
 		t.Errorf("no epoch line:\n%s", stdout.String())
 	}
+
+	// The dataset's own credentials (its Secret is not the checkpoints') are used for it, whatever
+	// the process's are.
+	t.Setenv(contract.SecretKeyAccessKeyID, "checkpoint-account")
+	t.Setenv(contract.SecretKeySecretAccessKey, "checkpoint-secret")
+	env := map[string]string{EnvTerminationLog: termLog(t),
+		contract.EnvDatasetCredentials + contract.SecretKeyAccessKeyID:     srv.AccessKey,
+		contract.EnvDatasetCredentials + contract.SecretKeySecretAccessKey: srv.SecretKey}
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main(context.Background(), args, env, &stdout, &stderr); code != contract.ExitSucceeded {
+		t.Fatalf("with the dataset's own credentials: exit %d\n%s", code, stderr.String())
+	}
+	delete(env, contract.EnvDatasetCredentials+contract.SecretKeyAccessKeyID)
+	env[EnvTerminationLog] = termLog(t)
+	if code := Main(context.Background(), args, env, &stdout, &stderr); code == contract.ExitSucceeded {
+		t.Fatal("the dataset was read with the checkpoint account's credentials")
+	}
 }
 
 // Retention keeps the newest checkpoints and the best.

@@ -107,7 +107,7 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 	}
 	defer sess.close()
 
-	datasetURI, err := fetchDataset(ctx, cfg)
+	datasetURI, err := fetchDataset(ctx, cfg, env)
 	if err != nil {
 		return fail(err, nil)
 	}
