@@ -53,6 +53,8 @@ type TrainingJobReconciler struct {
 
 // +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs/status,verbs=get;update;patch
+// Owner references that block the job's deletion need it wherever OwnerReferencesPermissionEnforcement is on:
+// +kubebuilder:rbac:groups=kubetrain.io,resources=trainingjobs/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=create
