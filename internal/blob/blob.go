@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
@@ -28,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
@@ -196,6 +199,24 @@ func openS3(ctx context.Context, loc Location, creds Credentials) (*blob.Bucket,
 		o.UsePathStyle = loc.PathStyle
 	})
 	return s3blob.OpenBucket(ctx, client, loc.Bucket, nil)
+}
+
+// refusals are the S3 error codes with which a store refuses the credentials themselves: retrying
+// with the same ones cannot help. XAdminUserNotFound is versitygw's InvalidAccessKeyId.
+var refusals = map[string]bool{
+	"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
+	"InvalidToken": true, "ExpiredToken": true, "XAdminUserNotFound": true,
+}
+
+// CredentialsRefused says whether err is a store refusing the credentials (an unknown key, a wrong
+// secret, an expired token, no permission): a configuration error, not a transient one.
+func CredentialsRefused(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) && refusals[api.ErrorCode()] {
+		return true
+	}
+	var resp *smithyhttp.ResponseError
+	return errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusForbidden
 }
 
 // TooLargeError says that an object is larger than a reader may take.

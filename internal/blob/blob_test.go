@@ -120,8 +120,18 @@ func TestS3WithWrongCredentialsIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.WriteAll(context.Background(), "x", []byte("x"), nil); err == nil {
+	err = b.WriteAll(context.Background(), "x", []byte("x"), nil)
+	if err == nil {
 		t.Fatal("a write with a wrong secret was accepted")
+	}
+	if !blob.CredentialsRefused(err) {
+		t.Errorf("a wrong secret is not taken for refused credentials: %v", err)
+	}
+	t.Setenv(contract.SecretKeySecretAccessKey, srv.SecretKey)
+	b2, _ := blob.Open(context.Background(), srv.URI("checkpoints", "runs"))
+	defer b2.Close()
+	if _, err := b2.ReadAll(context.Background(), "missing"); err == nil || blob.CredentialsRefused(err) {
+		t.Errorf("a missing object: %v, want an error that is not refused credentials", err)
 	}
 }
 

@@ -130,10 +130,10 @@ func (s *session) resume(ctx context.Context, t *train.Trainer) (string, error) 
 	skipped := func(err error) { s.warn("%v; trying an older checkpoint", err) }
 	if ownKey, ok := s.keyOf(from); s.bucket != nil && (from == "" || ok) {
 		m, objects, key, err = checkpoint.Latest(ctx, s.bucket, s.jobPrefix, ownKey, s.cfg.MaxCheckpointBytes, skipped)
-	} else {
-		m, objects, key, err = s.readForeign(ctx, from)
-	}
-	if err != nil {
+		if err != nil {
+			return "", fmt.Errorf("checkpoints at %s: %w", contract.ShowURI(s.cfg.CheckpointURI), err)
+		}
+	} else if m, objects, key, err = s.readForeign(ctx, from); err != nil {
 		return "", err
 	}
 	if m == nil {
@@ -184,10 +184,13 @@ func (s *session) readForeign(ctx context.Context, uri string) (*contract.Manife
 	defer b.Close()
 	m, objects, err := checkpoint.Read(ctx, b, name, s.cfg.MaxCheckpointBytes)
 	var corrupt *checkpoint.CorruptError
-	if errors.As(err, &corrupt) {
+	switch {
+	case errors.As(err, &corrupt):
 		return nil, nil, "", &dataError{fmt.Sprintf("--%s: %v", contract.FlagResumeFrom, err)}
+	case err != nil:
+		return nil, nil, "", fmt.Errorf("--%s %s: %w", contract.FlagResumeFrom, contract.ShowURI(uri), err)
 	}
-	return &m, objects, uri, err
+	return &m, objects, uri, nil
 }
 
 // uriOf is the URI of a key in the checkpoint location (what status and --resume-from carry).
@@ -251,7 +254,7 @@ func (s *session) commit(ctx context.Context, state []byte, p contract.Progress)
 	start := time.Now()
 	key, err := checkpoint.Commit(ctx, s.bucket, s.jobPrefix, m, []checkpoint.Object{{Name: stateObject, Data: state}})
 	if err != nil {
-		return err
+		return fmt.Errorf("checkpoints at %s: %w", contract.ShowURI(s.cfg.CheckpointURI), err)
 	}
 	fmt.Fprintf(s.stderr, "trainer: checkpoint of epoch %d committed in %.0f ms (%.1f MiB): %s\n",
 		p.Epoch, float64(time.Since(start).Microseconds())/1000, float64(len(state))/(1<<20), contract.ShowURI(s.uriOf(key)))

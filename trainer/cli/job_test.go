@@ -336,3 +336,30 @@ func TestStalledStoreEndsTheRunAtItsDeadline(t *testing.T) {
 		})
 	}
 }
+
+// Credentials the store refuses (a wrong secret, a key it does not know) are a configuration
+// error: the trainer fails at once with the permanent exit code, naming the store, instead of
+// retrying through the job's backoff.
+func TestRefusedCredentialsFailAtOnce(t *testing.T) {
+	srv := s3test.Start(t, "datasets", "ckpt")
+	dataset := cifarDir(t, 100, 20)
+	for name, creds := range map[string][2]string{"wrong secret": {srv.AccessKey, "wrong"}, "unknown key": {"nobody", "x"}} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(contract.SecretKeyAccessKeyID, creds[0])
+			t.Setenv(contract.SecretKeySecretAccessKey, creds[1])
+			for store, args := range map[string][]string{
+				"dataset s3://datasets/cifar":   {"--dataset=" + srv.URI("datasets", "cifar")},
+				"checkpoints at s3://ckpt/runs": {"--dataset=file://" + dataset, "--checkpoint-uri=" + srv.URI("ckpt", "runs")},
+			} {
+				log := termLog(t)
+				var stdout, stderr bytes.Buffer
+				args := append([]string{"--allow-plain-http", "--epochs=1", "--scratch-dir=" + t.TempDir()}, args...)
+				code := Main(context.Background(), args, map[string]string{EnvTerminationLog: log}, &stdout, &stderr)
+				msg := readResult(t, log).Message
+				if code != contract.ExitInvalidConfig || !strings.Contains(msg, "refused the credentials") || !strings.Contains(msg, store) {
+					t.Errorf("%s: exit %d, %q; want %d naming %q", store, code, msg, contract.ExitInvalidConfig, store)
+				}
+			}
+		})
+	}
+}

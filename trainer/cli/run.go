@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/kubetrain/kubetrain/internal/blob"
 	"github.com/kubetrain/kubetrain/internal/contract"
 	"github.com/kubetrain/kubetrain/trainer/collective"
 	"github.com/kubetrain/kubetrain/trainer/data"
@@ -96,6 +97,8 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 		switch {
 		case errors.As(err, &ce):
 			return finish(contract.ExitInvalidConfig, err.Error(), last)
+		case blob.CredentialsRefused(err):
+			return finish(contract.ExitInvalidConfig, "the object store refused the credentials (not retried: fix the Secret named in credentialsSecretName): "+err.Error(), last)
 		case errors.As(err, &de):
 			return finish(contract.ExitInvalidData, err.Error(), last)
 		default:
@@ -179,6 +182,8 @@ func Main(ctx context.Context, args []string, env map[string]string, stdout, std
 	case diverged:
 		return finish(contract.ExitDiverged, fmt.Sprintf("the loss is %v after epoch %d: training diverged; lower --%s (now %g)",
 			last.Loss, last.Epoch, contract.FlagLearningRate, cfg.LearningRate), last)
+	case saveErr != nil && blob.CredentialsRefused(saveErr):
+		return fail(saveErr, last)
 	case stopReason != "" && ctx.Err() == nil:
 		err = nil // stopped on purpose: success
 		if saveErr != nil {
