@@ -81,6 +81,12 @@ func (p *planner) run() {
 		p.keepFinished()
 		return
 	}
+	// Workers that finished training finished it, whenever the manager gets to see it: success
+	// comes before the deadline.
+	if st.AttemptStartTime != nil && p.attemptSucceeded() {
+		p.followAttempt()
+		return
+	}
 	if left, ok := deadlineLeft(p.tj, p.now); ok {
 		if left <= 0 {
 			p.fail(kubetrainv1alpha1.ReasonDeadlineExceeded, fmt.Sprintf(
@@ -95,6 +101,16 @@ func (p *planner) run() {
 	if st.AttemptStartTime == nil {
 		p.startAttempt()
 	}
+}
+
+// attemptSucceeded says whether every worker of the current attempt succeeded.
+func (p *planner) attemptSucceeded() bool {
+	for rank := int32(0); rank < p.tj.Spec.Workers; rank++ {
+		if pod := p.current[rank]; pod == nil || pod.Status.Phase != corev1.PodSucceeded {
+			return false
+		}
+	}
+	return true
 }
 
 // followAttempt looks at the current attempt's workers. It reports true when the job's fate for
@@ -136,14 +152,16 @@ func (p *planner) followAttempt() bool {
 	st.Workers = counts
 
 	switch {
-	case end != nil:
-		return p.endAttempt(*end)
 	case counts.Succeeded == p.tj.Spec.Workers:
 		p.succeed()
 		return true
 	case p.tj.Spec.RunPolicy.Suspend:
+		// A suspension ends the attempt whatever its workers do while they stop (SIGTERM, a
+		// deletion this pass or one whose status write was lost made): nothing is counted.
 		p.suspend()
 		return true
+	case end != nil:
+		return p.endAttempt(*end)
 	case counts.Running+counts.Succeeded == p.tj.Spec.Workers:
 		if st.Phase != kubetrainv1alpha1.PhaseRunning {
 			p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonRunning, "Run",

@@ -420,3 +420,27 @@ func TestHugeDeadlineDoesNotOverflow(t *testing.T) {
 		t.Fatalf("a 9.3e9 s deadline: %+v", summarize(p))
 	}
 }
+
+// Workers that succeeded while the manager was away make the job Succeeded, even when the manager
+// comes back after the job's deadline.
+func TestSuccessComesBeforeTheDeadline(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").ActiveDeadlineSeconds(30).Status(started(kubetrainv1alpha1.PhaseRunning, 0)).Obj()
+	p := planJob(tj, []*corev1.Pod{testutil.MakeWorkerPod(tj, 0, 0).Exited(0, `{"outcome":"Succeeded"}`).Obj()}, testNow, testCfg)
+	if p.status.Phase != kubetrainv1alpha1.PhaseSucceeded {
+		t.Fatalf("a succeeded worker a minute into a 30 s deadline: %+v", summarize(p))
+	}
+}
+
+// A pass that reads a job being suspended before its own status write landed (a conflict) finds
+// its workers stopping or stopped by SIGTERM: that is the suspension, not a disruption.
+func TestSuspensionIsNotADisruption(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Workers(2).Suspend(true).Status(started(kubetrainv1alpha1.PhaseRunning, 0)).Obj()
+	pods := []*corev1.Pod{
+		testutil.MakeWorkerPod(tj, 0, 0).Exited(contract.ExitTerminated, `{"outcome":"Terminated"}`).Obj(),
+		testutil.MakeWorkerPod(tj, 1, 0).Phase(corev1.PodRunning).Deleting(testNow).Obj(),
+	}
+	p := planJob(tj, pods, testNow, testCfg)
+	if st := p.status; st.Phase != kubetrainv1alpha1.PhaseSuspended || st.Disruptions != 0 || st.Restarts != 0 || st.Failures != 0 {
+		t.Fatalf("a suspension counted as something else: %+v", summarize(p))
+	}
+}
