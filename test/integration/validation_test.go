@@ -120,10 +120,20 @@ var _ = Describe("Admission", func() {
 		Expect(err).NotTo(HaveOccurred(), out)
 	})
 
-	It("rejects a name too long for pod labels", func() {
-		out, err := apply(jobYAML(strings.Repeat("a", 64), ""))
-		Expect(err).To(HaveOccurred())
-		Expect(out).To(ContainSubstring("metadata.name must be at most 63 characters"))
+	It("rejects names its workers' host names or Service could not take", func() {
+		for name, extra := range map[string]string{
+			strings.Repeat("a", 60): "",               // a 60-character name: host name a...a-w0 would pass 63 at rank 10
+			"resnet.v2":             "",               // a dot: no host name
+			"7b-model":              "  workers: 2\n", // a Service name must start with a letter
+		} {
+			out, err := apply(jobYAML(name, extra))
+			Expect(err).To(HaveOccurred(), "accepted %q", name)
+			Expect(out).To(ContainSubstring("metadata.name must"))
+		}
+		out, err := apply(jobYAML(strings.Repeat("a", 59), ""))
+		Expect(err).NotTo(HaveOccurred(), out)
+		out, err = apply(jobYAML("7b-model", ""))
+		Expect(err).NotTo(HaveOccurred(), "one worker needs no Service: %s", out)
 	})
 
 	It("keeps model, dataset and hyperparameters immutable once the job has started", func(ctx context.Context) {
