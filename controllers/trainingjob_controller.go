@@ -117,8 +117,12 @@ func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.T
 		if err := r.createWorkers(ctx, planned); err != nil {
 			msg := fmt.Sprintf("cannot create worker pods: %v", err)
 			p.status.AttemptStartTime = nil
+			// A pod the API server finds invalid, or that a policy refuses (Pod Security, the
+			// admission policies), needs a change to the job: Stalled, with the server's message.
+			// The pass is still retried, with the controller's capped backoff.
+			stalled := apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
 			setHealth(&p.status, tj.Generation, metav1.NewTime(r.Clock.Now()).Rfc3339Copy(),
-				health{reason: kubetrainv1alpha1.ReasonPodCreationFailed, message: msg})
+				health{stalled: stalled, reason: kubetrainv1alpha1.ReasonPodCreationFailed, message: msg})
 			p.events = []event{{corev1.EventTypeWarning, kubetrainv1alpha1.ReasonPodCreationFailed, "Create", msg}}
 			return err
 		}

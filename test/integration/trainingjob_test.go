@@ -219,6 +219,21 @@ var _ = Describe("TrainingJob lifecycle", func() {
 		Expect(got.Status.Disruptions + got.Status.Failures + got.Status.Restarts).To(BeZero())
 	})
 
+	It("reports a worker pod the API server refuses as Stalled, with the server's message", func(ctx context.Context) {
+		// A mount of a volume the template does not define: every create is refused as invalid.
+		tj := createJob(ctx, newJob("unmountable", ns).Template(kubetrainv1alpha1.WorkerTemplate{
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}))
+		Eventually(func(g Gomega) {
+			got := getJob(ctx, g, tj)
+			stalled := condition(got, kubetrainv1alpha1.ConditionStalled)
+			g.Expect(stalled).NotTo(BeNil())
+			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(stalled.Reason).To(Equal(kubetrainv1alpha1.ReasonPodCreationFailed))
+			g.Expect(stalled.Message).To(And(ContainSubstring("is invalid"), ContainSubstring("volumeMounts")))
+			g.Expect(workerPods(ctx, g, tj)).To(BeEmpty())
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+
 	It("surfaces a missing credentials Secret as a Stalled condition, not a crash loop", func(ctx context.Context) {
 		tj := createJob(ctx, newJob("nocreds", ns).Checkpoint("s3://checkpoints/runs", "missing-creds"))
 		pod := waitPod(ctx, tj, 0)
