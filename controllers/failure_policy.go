@@ -53,6 +53,12 @@ func vanishedPod(name string) workerEnd {
 	return workerEnd{contract.ExitClassDisruption, "PodDeleted", fmt.Sprintf("pod %s was deleted before it finished", name)}
 }
 
+// deletedPod is the end of a worker whose pod is being deleted (by someone else) before it
+// finished: a disruption too, seen before the pod is gone.
+func deletedPod(name string) workerEnd {
+	return workerEnd{contract.ExitClassDisruption, "PodDeleted", fmt.Sprintf("pod %s is being deleted before it finished", name)}
+}
+
 // backoff is the wait before the attempt that follows the n-th failure (n >= 1): base, 2*base,
 // 4*base, ... up to max.
 func backoff(n int32, cfg Config) time.Duration {

@@ -136,9 +136,8 @@ func (p *planner) followAttempt() bool {
 			// Being deleted by someone else (a drain, kubectl delete): the attempt is disrupted.
 			// The next one waits until this worker has stopped: two trainers of one job must never
 			// write checkpoints at once.
-			v := vanishedPod(pod.Name)
-			v.message = fmt.Sprintf("pod %s is being deleted before it finished", pod.Name)
-			e = &v
+			d := deletedPod(pod.Name)
+			e = &d
 		case pod.Status.Phase == corev1.PodRunning:
 			counts.Running++
 		default:

@@ -5,7 +5,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubetrain/kubetrain/internal/manager"
+	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
 var (
@@ -168,12 +168,7 @@ func (m *managerRun) stop() {
 }
 
 // freeAddr is a loopback address with a port nobody listens on right now.
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr() string { return testutil.FreeAddr(GinkgoT()) }
 
 // newNamespace gives a spec a namespace of its own.
 func newNamespace(ctx context.Context) string {

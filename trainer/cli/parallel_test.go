@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,18 +10,14 @@ import (
 	"testing"
 
 	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
 // trainParallel runs size trainers at once as the ranks of one data-parallel run on loopback,
 // each with args, and returns each one's run, by rank.
 func trainParallel(t *testing.T, size int, args ...string) []run {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rendezvous := ln.Addr().String()
-	ln.Close()
+	rendezvous := testutil.FreeAddr(t)
 	runs := make([]run, size)
 	var wg sync.WaitGroup
 	for r := range size {

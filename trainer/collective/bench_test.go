@@ -10,6 +10,20 @@ import (
 // benchFloats is about the reference CNN's gradient on CIFAR-10 (473,418 parameters).
 const benchFloats = 473_418
 
+// linkBytes is what each rank's link carries in an all-reduce of the benchmark's buffer across
+// size ranks: 2(n-1)/n of it, the numerator of the bus bandwidth.
+func linkBytes(size int) int { return 2 * (size - 1) * 4 * benchFloats / size }
+
+// written is n bytes of data, written like a gradient: untouched memory maps the zero page, which no
+// real buffer is and which copies faster than any.
+func written(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	return b
+}
+
 // BenchmarkAllReduce sums a gradient-sized buffer across 2 and 4 ranks on loopback and reports the
 // bus bandwidth, 2(n-1)/n x bytes / time: what each rank's link carries, comparable with
 // BenchmarkTCPCopy's.
@@ -29,7 +43,7 @@ func BenchmarkAllReduce(b *testing.B) {
 					}
 				}
 			}
-			bus := 2 * float64(size-1) / float64(size) * 4 * benchFloats * float64(b.N) / b.Elapsed().Seconds()
+			bus := float64(linkBytes(size)) * float64(b.N) / b.Elapsed().Seconds()
 			b.ReportMetric(bus/1e9, "busGB/s")
 		})
 	}
@@ -43,10 +57,7 @@ func BenchmarkTCPCopy(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	payload := make([]byte, 4*benchFloats)
-	for j := range payload {
-		payload[j] = byte(j * 7) // written, like a gradient (see BenchmarkTCPRing)
-	}
+	payload := written(4 * benchFloats)
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -112,16 +123,11 @@ func BenchmarkTCPRing(b *testing.B) {
 				defer a.Close()
 				prev[(i+1)%size] = a
 			}
-			perLink := 2 * (size - 1) * 4 * benchFloats / size
+			perLink := linkBytes(size)
 			out := make([][]byte, size)
 			in := make([][]byte, size)
 			for i := range size {
-				out[i], in[i] = make([]byte, perLink), make([]byte, perLink)
-				// Written, like a gradient: untouched memory maps the zero page, which no real
-				// buffer is and which copies faster than any.
-				for j := range out[i] {
-					out[i][j] = byte(j*7 + i)
-				}
+				out[i], in[i] = written(perLink), make([]byte, perLink)
 			}
 			b.ResetTimer()
 			for range b.N {

@@ -5,23 +5,13 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// freePort is a loopback address nobody listens on, for rank 0.
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/kubetrain/kubetrain/internal/testutil"
+)
 
 func config(rank0 string, rank, size int, secret string) Config {
 	listen := "127.0.0.1:0"
@@ -35,7 +25,7 @@ func config(rank0 string, rank, size int, secret string) Config {
 // joinAll starts size ranks on loopback and returns their Comms, by rank.
 func joinAll(t testing.TB, size int) []*Comm {
 	t.Helper()
-	rank0 := freePort(t)
+	rank0 := testutil.FreeAddr(t)
 	comms := make([]*Comm, size)
 	errs := make([]error, size)
 	var wg sync.WaitGroup
@@ -148,6 +138,7 @@ func TestALostRankEndsTheOthers(t *testing.T) {
 				done <- onEveryRank(comms, func(c *Comm) error {
 					if c.Rank() == lost {
 						if how == "killed" {
+							// The scenario itself: the rank dies while the others wait in a collective.
 							time.Sleep(200 * time.Millisecond)
 							c.Close()
 						}
@@ -182,7 +173,7 @@ func TestALostRankEndsTheOthers(t *testing.T) {
 // A connection from another run (another job, or another attempt of this one: another secret) is
 // refused, and the run still forms from its own ranks.
 func TestAStrayConnectionIsRefused(t *testing.T) {
-	rank0 := freePort(t)
+	rank0 := testutil.FreeAddr(t)
 	comms := make([]*Comm, 2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
@@ -216,7 +207,7 @@ func TestAStrayConnectionIsRefused(t *testing.T) {
 
 // Join names what it waited for when a rank never comes.
 func TestJoinTimesOutNamingTheWait(t *testing.T) {
-	cfg := config(freePort(t), 0, 3, "s")
+	cfg := config(testutil.FreeAddr(t), 0, 3, "s")
 	cfg.JoinTimeout = time.Second
 	_, err := Join(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "waiting for 2 more rank(s) to join") || !strings.Contains(err.Error(), "within 1s") {

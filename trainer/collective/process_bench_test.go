@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
 // The process benchmarks run each rank as a process of its own with one Go processor, as the
@@ -58,11 +60,8 @@ func benchRank() error {
 	run := func() error { return c.AllReduce(buf) }
 	if os.Getenv(envBenchMode) == "tcp" {
 		// The ring's own connections, used plainly: no frames, no adds, no steps.
-		perLink := 2 * (size - 1) * 4 * benchFloats / size
-		out, in := make([]byte, perLink), make([]byte, perLink)
-		for i := range out {
-			out[i] = byte(i * 7)
-		}
+		perLink := linkBytes(size)
+		out, in := written(perLink), make([]byte, perLink)
 		run = func() error {
 			errs := make(chan error, 1)
 			go func() { _, err := c.next.Write(out); errs <- err }()
@@ -92,8 +91,7 @@ func BenchmarkProcesses(b *testing.B) {
 		for _, size := range []int{2, 4} {
 			b.Run(fmt.Sprintf("%s/ranks=%d", mode, size), func(b *testing.B) {
 				secs := runRanks(b, mode, size, b.N)
-				perLink := 2 * float64(size-1) / float64(size) * 4 * benchFloats
-				b.ReportMetric(perLink*float64(b.N)/secs/1e9, "busGB/s")
+				b.ReportMetric(float64(linkBytes(size))*float64(b.N)/secs/1e9, "busGB/s")
 			})
 		}
 	}
@@ -102,7 +100,7 @@ func BenchmarkProcesses(b *testing.B) {
 // runRanks starts size rank processes and returns rank 0's time for iters operations.
 func runRanks(b *testing.B, mode string, size, iters int) float64 {
 	b.Helper()
-	rank0 := freePort(b)
+	rank0 := testutil.FreeAddr(b)
 	cmds := make([]*exec.Cmd, size)
 	outs := make([]strings.Builder, size)
 	for r := range cmds {

@@ -3,11 +3,11 @@ package train
 import (
 	"context"
 	"math"
-	"net"
 	"sync"
 	"testing"
 
 	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/internal/testutil"
 	"github.com/kubetrain/kubetrain/trainer/collective"
 	"github.com/kubetrain/kubetrain/trainer/data"
 )
@@ -16,12 +16,7 @@ import (
 // each) and returns every worker's final progress and weights hash, by rank.
 func runParallel(t *testing.T, cfg Config, ds *data.Dataset, size int) ([]*contract.Progress, []string, []*Trainer) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rank0 := ln.Addr().String()
-	ln.Close()
+	rank0 := testutil.FreeAddr(t)
 	progress := make([]*contract.Progress, size)
 	hashes := make([]string, size)
 	trainers := make([]*Trainer, size)

@@ -131,7 +131,7 @@ func (t *Trainer) Step(idx []int) (loss float64, correct, n int, err error) {
 		loss, correct = t.loss.LossShare(logits, t.labels[:len(share)], len(idx))
 		t.model.Backward(t.loss.Grad())
 	}
-	if t.cfg.Comm != nil && t.cfg.Comm.Size() > 1 {
+	if t.parallel() {
 		if err := t.cfg.Comm.AllReduce(t.model.Grads()); err != nil {
 			return 0, 0, 0, err
 		}
@@ -150,9 +150,12 @@ func (t *Trainer) share(idx []int) []int {
 	return idx[len(idx)*r/n : len(idx)*(r+1)/n]
 }
 
+// parallel says whether this trainer is one of several workers.
+func (t *Trainer) parallel() bool { return t.cfg.Comm != nil && t.cfg.Comm.Size() > 1 }
+
 // sum adds up values across the workers (exactly, for counts below 2^24).
 func (t *Trainer) sum(values ...float32) ([]float32, error) {
-	if t.cfg.Comm != nil && t.cfg.Comm.Size() > 1 {
+	if t.parallel() {
 		if err := t.cfg.Comm.AllReduce(values); err != nil {
 			return nil, err
 		}
@@ -191,7 +194,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (EpochStats, error) {
 		correct += c
 		images += n
 	}
-	if t.cfg.Comm != nil && t.cfg.Comm.Size() > 1 {
+	if t.parallel() {
 		totals, err := t.sum(float32(lossSum), float32(correct), float32(images))
 		if err != nil {
 			return s, err
