@@ -6,7 +6,10 @@
 # runs, the configurations taking turns so that a change in the machine's load hits all of them.
 # Then the collective's bus bandwidth, 2(n-1)/n x bytes / time, for a gradient of the reference
 # model, next to plain TCP streams carrying the same traffic over the same connections on the same
-# machine, one process per rank (BenchmarkProcesses in trainer/collective).
+# machine, one process per rank (BenchmarkProcesses in trainer/collective), and the ceiling those
+# streams put on weak scaling: n x t / (t + tcp), where t is one worker's time for a batch of 32 and
+# tcp the plain streams' time to carry one all-reduce's bytes. With one worker per core no core is
+# left to copy bytes while the others compute, so no fp32 all-reduce over TCP can do better.
 #
 #   hack/bench-ddp.sh            # RUNS=3
 #   REPORT=FILE                  # also write the report there
@@ -36,7 +39,7 @@ run() {
   for ((r = 1; r < n; r++)); do
     KUBETRAIN_RANK=$r KUBETRAIN_WORLD_SIZE=$n KUBETRAIN_RENDEZVOUS=$rendezvous KUBETRAIN_TERMINATION_LOG=/dev/null \
       "$work/trainer" --dataset="file://$data" --dataset-format=idx --epochs=1 --batch-size="$batch" --threads=1 \
-      --seed=1 --scratch-dir="$work" >/dev/null 2>"$work/rank$r.err" &
+      --seed=1 --scratch-dir="$work" >"$work/rank$r.out" 2>"$work/rank$r.err" &
     pids+=($!)
   done
   KUBETRAIN_RANK=0 KUBETRAIN_WORLD_SIZE=$n KUBETRAIN_RENDEZVOUS=$rendezvous KUBETRAIN_TERMINATION_LOG=/dev/null \
@@ -76,11 +79,24 @@ report() {
   echo "Collective bus bandwidth against plain TCP streams over the same ring of connections, one process"
   echo "per rank with one Go processor, as the trainer's workers run (GB/s, median of 5):"
   echo
-  local bench
-  bench=$(go test -run '^$' -bench 'Processes' -benchtime 200x -count 5 ./trainer/collective/ |
-    awk '/^Benchmark/ { sub(/-[0-9]+$/, "", $1); print $1, $5 }')
+  local bench params
+  # The gradient of the model trained above, as a worker's log names it.
+  params=$(sed -n 's/.*(\([0-9]*\) parameters).*/\1/p' "$work/rank1.out" | head -1)
+  bench=$(KT_COLLECTIVE_BENCH_FLOATS=$params go test -run '^$' -bench 'Processes' -benchtime 200x -count 5 ./trainer/collective/ |
+    awk '/^Benchmark/ { sub(/-[0-9]+$/, "", $1); print $1, $5, $3 }')
   for name in $(cut -d' ' -f1 <<<"$bench" | sort -u); do
     echo "- $name: $(awk -v k="$name" '$1 == k { print $2 }' <<<"$bench" | median)"
+  done
+  echo
+  echo "Ceiling on weak scaling set by the plain TCP streams alone, for a gradient of $params floats:"
+  echo
+  for n in 2 4; do
+    ((n <= $(nproc))) || continue # with more workers than cores, a worker's compute no longer takes t
+    local tcp
+    tcp=$(awk -v k="BenchmarkProcesses/tcp/ranks=$n" '$1 == k { print $3 }' <<<"$bench" | median)
+    awk -v n="$n" -v w1="$w1" -v tcp="$tcp" 'BEGIN {
+      t = 32 / w1; c = tcp / 1e9
+      printf "- %d workers: %.2fx (a batch of 32 takes %.2f ms, the streams %.2f ms)\n", n, n * t / (t + c), 1e3 * t, 1e3 * c }'
   done
 }
 report | tee "${REPORT:-/dev/null}"

@@ -4,11 +4,19 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"testing"
 )
 
-// benchFloats is about the reference CNN's gradient on CIFAR-10 (473,418 parameters).
-const benchFloats = 473_418
+// benchFloats is about the reference CNN's gradient on CIFAR-10 (473,418 parameters), or what
+// KT_COLLECTIVE_BENCH_FLOATS says (hack/bench-ddp.sh passes the gradient of the model it trains).
+var benchFloats = func() int {
+	if n, err := strconv.Atoi(os.Getenv("KT_COLLECTIVE_BENCH_FLOATS")); err == nil && n > 0 {
+		return n
+	}
+	return 473_418
+}()
 
 // linkBytes is what each rank's link carries in an all-reduce of the benchmark's buffer across
 // size ranks: 2(n-1)/n of it, the numerator of the bus bandwidth.
