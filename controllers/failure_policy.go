@@ -3,6 +3,7 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,17 +22,29 @@ type workerEnd struct {
 	message string
 }
 
-// classifyFailedPod says why a pod in phase Failed ended. Eviction, preemption and a node shutdown
-// are disruptions whatever the exit code (the kubelet marks them with the DisruptionTarget
-// condition or, for older paths, the Evicted reason); otherwise the trainer's exit code decides.
+// classifyFailedPod says why a pod in phase Failed ended. Eviction for the node's sake, preemption
+// and a node shutdown are disruptions whatever the exit code: the kubelet and the API server mark
+// them with the DisruptionTarget condition, older kubelets with their own reasons. What the worker
+// brought on itself is not: an eviction for exceeding its own limits (a full scratch volume, which
+// the kubelet marks Evicted without that condition), or a SIGTERM that nobody recorded sending
+// (exit 143 from a pod that is neither being deleted nor marked disrupted). Those count as failures,
+// so a worker that keeps causing them ends at the backoff limit instead of restarting for ever.
+// Otherwise the trainer's exit code decides.
 func classifyFailedPod(pod *corev1.Pod) workerEnd {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
 			return workerEnd{contract.ExitClassDisruption, c.Reason, podMessage(pod, c.Message)}
 		}
 	}
-	if pod.Status.Reason == "Evicted" {
-		return workerEnd{contract.ExitClassDisruption, "Evicted", podMessage(pod, pod.Status.Message)}
+	switch pod.Status.Reason {
+	case "Evicted":
+		if nodePressure(pod.Status.Message) {
+			return workerEnd{contract.ExitClassDisruption, "Evicted", podMessage(pod, pod.Status.Message)}
+		}
+		return workerEnd{contract.ExitClassRetriable, "Evicted", podMessage(pod, strings.TrimSpace(pod.Status.Message)+
+			" (evicted for its own usage: counted as a failure)")}
+	case nodeShutdownReason:
+		return workerEnd{contract.ExitClassDisruption, nodeShutdownReason, podMessage(pod, pod.Status.Message)}
 	}
 	term := trainerTermination(pod)
 	if term == nil {
@@ -40,12 +53,26 @@ func classifyFailedPod(pod *corev1.Pod) workerEnd {
 		return workerEnd{contract.ExitClassRetriable, nonEmpty(pod.Status.Reason, "PodFailed"),
 			podMessage(pod, pod.Status.Message)}
 	}
-	return workerEnd{
+	end := workerEnd{
 		class:   contract.ClassifyExit(term.ExitCode),
 		reason:  contract.ExitReason(term.ExitCode),
 		message: podMessage(pod, fmt.Sprintf("exit code %d: %s", term.ExitCode, terminationText(term.Message))),
 	}
+	if end.class == contract.ExitClassDisruption && pod.DeletionTimestamp == nil {
+		end.class = contract.ExitClassRetriable
+		end.message += " (terminated, but the pod was neither deleted nor marked disrupted: counted as a failure)"
+	}
+	return end
 }
+
+// nodePressure says whether a kubelet eviction message is one of a node short of a resource, as
+// opposed to a pod over its own limits.
+func nodePressure(msg string) bool {
+	return strings.HasPrefix(msg, "The node was low on resource") || strings.HasPrefix(msg, "The node had condition")
+}
+
+// nodeShutdownReason is the pod reason older kubelets give the pods they stop for a node shutdown.
+const nodeShutdownReason = "Terminated"
 
 // vanishedPod is the end of a worker whose pod is gone before it finished: deleted by a user or
 // by a node's removal. Neither says anything about the training, so it is a disruption.

@@ -45,9 +45,10 @@ type planner struct {
 	// attempts that still run (or are stopping).
 	current   map[int32]*corev1.Pod
 	activeOld []*corev1.Pod
-	// failed says why the attempt that ended in this pass failed, for the backoff's message.
-	failed string
-	out    plan
+	// ended says how the attempt that ended in this pass ended ("failed: why"), for the backoff's
+	// message.
+	ended string
+	out   plan
 }
 
 // planJob decides what to do with a job, given every pod it owns. It never touches a client.
@@ -162,6 +163,9 @@ func (p *planner) followAttempt() bool {
 	case end != nil:
 		return p.endAttempt(*end)
 	case counts.Running+counts.Succeeded == p.tj.Spec.Workers:
+		if end, ended := p.noProgress(); ended {
+			return p.endAttempt(end)
+		}
 		if st.Phase != kubetrainv1alpha1.PhaseRunning {
 			p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonRunning, "Run",
 				fmt.Sprintf("attempt %d: %d worker(s) running", st.Attempt, counts.Running))
@@ -170,10 +174,46 @@ func (p *planner) followAttempt() bool {
 			reason: kubetrainv1alpha1.ReasonRunning, message: fmt.Sprintf("attempt %d: %d worker(s) running", st.Attempt, counts.Running)})
 		return true
 	default:
-		reason, message, stalled := pendingReason(p.current)
+		reason, message, stalled, recheck := pendingReason(p.current, p.now, p.cfg.ImagePullStall)
+		if recheck > 0 {
+			p.requeue(recheck)
+		}
 		p.setPhase(kubetrainv1alpha1.PhasePending, health{stalled: stalled, reason: reason, message: message})
 		return true
 	}
+}
+
+// noProgress ends an attempt whose workers all run but whose trainer has not reported within the
+// progress deadline, counted from when they all ran; otherwise it asks for a pass at the deadline.
+func (p *planner) noProgress() (workerEnd, bool) {
+	st := &p.out.status
+	deadline, ok := progressDeadline(p.tj, p.cfg)
+	if !ok || (st.Progress != nil && st.Progress.Attempt != nil && *st.Progress.Attempt == st.Attempt) {
+		return workerEnd{}, false
+	}
+	since := p.now
+	if ready := apimeta.FindStatusCondition(st.Conditions, kubetrainv1alpha1.ConditionReady); st.Phase == kubetrainv1alpha1.PhaseRunning &&
+		ready != nil && ready.Status == metav1.ConditionTrue {
+		since = ready.LastTransitionTime.Time
+	}
+	left := since.Add(deadline).Sub(p.now)
+	if left > 0 {
+		p.requeue(left)
+		return workerEnd{}, false
+	}
+	// endAttempt stops the workers, as for any attempt that ends.
+	return workerEnd{contract.ExitClassRetriable, kubetrainv1alpha1.ReasonNoProgress, fmt.Sprintf(
+		"the trainer did not report progress within %v of its workers running (spec.runPolicy.progressDeadlineSeconds); "+
+			"is spec.image a trainer that reports?", deadline)}, true
+}
+
+// progressDeadline is the job's progress deadline: its own, or the manager's for the bundled
+// trainer; none for a custom image that sets none, or one set to 0.
+func progressDeadline(tj *kubetrainv1alpha1.TrainingJob, cfg Config) (time.Duration, bool) {
+	if s := tj.Spec.RunPolicy.ProgressDeadlineSeconds; s != nil {
+		return time.Duration(*s) * time.Second, *s > 0
+	}
+	return cfg.ProgressDeadline, tj.Spec.Image == "" && cfg.ProgressDeadline > 0
 }
 
 // endAttempt applies the failure policy to an attempt a worker of which ended without success.
@@ -185,9 +225,21 @@ func (p *planner) endAttempt(end workerEnd) bool {
 		return true
 	case contract.ExitClassDisruption:
 		st.Disruptions++
+		// An attempt that ran a while ends the streak: what disrupted it was not a loop.
+		if p.now.Sub(st.AttemptStartTime.Time) >= disruptionStreakReset {
+			st.DisruptionsInARow = 0
+		}
+		st.DisruptionsInARow++
+		var wait time.Duration
+		note := "restarting"
+		if st.DisruptionsInARow > 1 {
+			wait = backoff(st.DisruptionsInARow-1, p.cfg)
+			note = fmt.Sprintf("%d in a row, restarting in %s", st.DisruptionsInARow, wait)
+		}
+		p.ended = fmt.Sprintf("was disrupted: %s (%s)", end.message, end.reason)
 		p.emit(corev1.EventTypeWarning, kubetrainv1alpha1.ReasonWorkerDisrupted, "Restart",
-			fmt.Sprintf("attempt %d disrupted (%s), restarting: %s", st.Attempt, end.reason, end.message))
-		p.nextAttempt(0)
+			fmt.Sprintf("attempt %d disrupted (%s), %s: %s", st.Attempt, end.reason, note, end.message))
+		p.nextAttempt(wait)
 		return false
 	default:
 		st.Failures++
@@ -198,7 +250,7 @@ func (p *planner) endAttempt(end workerEnd) bool {
 			return true
 		}
 		wait := backoff(st.Failures, p.cfg)
-		p.failed = fmt.Sprintf("%s (%s)", end.message, end.reason)
+		p.ended = fmt.Sprintf("failed: %s (%s)", end.message, end.reason)
 		p.emit(corev1.EventTypeWarning, kubetrainv1alpha1.ReasonWorkerFailed, "Restart",
 			fmt.Sprintf("attempt %d failed (%s), retrying in %s: %s", st.Attempt, end.reason, wait, end.message))
 		p.nextAttempt(wait)
@@ -241,8 +293,8 @@ func (p *planner) startAttempt() {
 	if st.RestartAfter != nil && p.now.Before(st.RestartAfter.Time) {
 		p.requeue(st.RestartAfter.Sub(p.now))
 		msg := fmt.Sprintf("attempt %d starts after %s", st.Attempt, st.RestartAfter.UTC().Format(time.RFC3339))
-		if p.failed != "" {
-			msg += "; attempt " + strconv.Itoa(int(st.Attempt-1)) + " failed: " + p.failed
+		if p.ended != "" {
+			msg += "; attempt " + strconv.Itoa(int(st.Attempt-1)) + " " + p.ended
 		} else if c := apimeta.FindStatusCondition(st.Conditions, kubetrainv1alpha1.ConditionReady); c != nil &&
 			c.Reason == kubetrainv1alpha1.ReasonBackoff && strings.HasPrefix(c.Message, msg) {
 			msg = c.Message // why the last attempt failed, as the pass that saw it said
@@ -270,7 +322,7 @@ func (p *planner) startAttempt() {
 		fmt.Sprintf("attempt %d: created %d worker pod(s)", st.Attempt, p.tj.Spec.Workers))
 	// The same status as the next pass computes for a pod that waits to start, so that pass has
 	// nothing to write: a new job costs one status write.
-	reason, message, _ := pendingReason(nil)
+	reason, message, _, _ := pendingReason(nil, p.now, 0)
 	p.setPhase(kubetrainv1alpha1.PhasePending, health{reason: reason, message: message})
 }
 
@@ -355,8 +407,10 @@ func (p *planner) requeue(d time.Duration) {
 
 // pendingReason says why workers are not running yet, from their pods' status: the scheduler's
 // message for an unschedulable pod (e.g. too few GPUs), the kubelet's for a container that cannot
-// start. stalled is true when only a change by the user can help (e.g. a missing Secret).
-func pendingReason(pods map[int32]*corev1.Pod) (reason, message string, stalled bool) {
+// start. stalled is true when only a change by the user can help (e.g. a missing Secret, an image
+// that has kept failing to pull for imagePullStall since its pod was scheduled); recheck, when not
+// zero, is when a pull that fails now will have failed that long.
+func pendingReason(pods map[int32]*corev1.Pod, now time.Time, imagePullStall time.Duration) (reason, message string, stalled bool, recheck time.Duration) {
 	for rank := int32(0); rank < int32(len(pods)); rank++ {
 		pod := pods[rank]
 		if pod == nil {
@@ -369,19 +423,44 @@ func pendingReason(pods map[int32]*corev1.Pod) (reason, message string, stalled 
 			}
 			switch w.Reason {
 			case "CreateContainerConfigError", "CreateContainerError":
-				return kubetrainv1alpha1.ReasonContainerConfig, podMessage(pod, w.Message), true
-			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
-				return kubetrainv1alpha1.ReasonImagePull, podMessage(pod, w.Message), w.Reason == "InvalidImageName"
+				return kubetrainv1alpha1.ReasonContainerConfig, podMessage(pod, w.Message), true, 0
+			case "InvalidImageName":
+				return kubetrainv1alpha1.ReasonImagePull, podMessage(pod, w.Message), true, 0
+			case "ErrImagePull", "ImagePullBackOff":
+				message := podMessage(pod, w.Reason+": "+w.Message)
+				scheduled := scheduledAt(pod)
+				if scheduled.IsZero() {
+					return kubetrainv1alpha1.ReasonImagePull, message, false, 0
+				}
+				if left := scheduled.Add(imagePullStall).Sub(now); left > 0 {
+					return kubetrainv1alpha1.ReasonImagePull, message, false, left
+				}
+				return kubetrainv1alpha1.ReasonImagePull, fmt.Sprintf("%s (failing since the pod was scheduled %v ago)",
+					message, now.Sub(scheduled).Round(time.Second)), true, 0
 			}
 		}
 		for _, c := range pod.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-				return kubetrainv1alpha1.ReasonUnschedulable, podMessage(pod, c.Message), false
+				return kubetrainv1alpha1.ReasonUnschedulable, podMessage(pod, c.Message), false, 0
 			}
 		}
 	}
-	return kubetrainv1alpha1.ReasonPodsPending, "waiting for the workers to start", false
+	return kubetrainv1alpha1.ReasonPodsPending, "waiting for the workers to start", false, 0
 }
+
+// scheduledAt is when the scheduler bound the pod to a node, or zero.
+func scheduledAt(pod *corev1.Pod) time.Time {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
+}
+
+// disruptionStreakReset is how long an attempt must have run for its disruption to restart the job
+// at once, as the first of a new streak (the kubelet resets a crash loop's backoff likewise).
+const disruptionStreakReset = 10 * time.Minute
 
 func backoffLimit(tj *kubetrainv1alpha1.TrainingJob) int32 {
 	if tj.Spec.RunPolicy.BackoffLimit == nil {

@@ -232,15 +232,25 @@ func TestPlanJob(t *testing.T) {
 				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
 				Conditions: conds("False/PodsPending", asExpected, asExpected)},
 		},
-		"a clean stop on SIGTERM is a disruption": {
+		"a clean stop on SIGTERM of a pod being deleted is a disruption": {
 			job: withStatus(failedOnce),
 			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
-				return []*corev1.Pod{pod(j, 0).Exited(143, "").Obj()}
+				return []*corev1.Pod{pod(j, 0).Exited(143, "").Deleting(testNow).Obj()}
 			},
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Attempt: 1, Restarts: 1, Disruptions: 1, Started: true,
 				AttemptStarted: true, CreateWorkers: true, Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1},
 				Events:     []string{"Warning/WorkerDisrupted", "Normal/PodsCreated"},
 				Conditions: conds("False/PodsPending", asExpected, asExpected)},
+		},
+		"a SIGTERM nobody recorded sending is a failure, with a backoff": {
+			job: withStatus(failedOnce),
+			pods: func(j *testutil.TrainingJobWrapper) []*corev1.Pod {
+				return []*corev1.Pod{pod(j, 0).Exited(143, "").Obj()}
+			},
+			want: planSummary{Phase: kubetrainv1alpha1.PhaseRestarting, Attempt: 1, Restarts: 1, Failures: 1, Started: true,
+				Workers: kubetrainv1alpha1.WorkerCounts{Failed: 1}, RestartAfter: 10 * time.Second, RequeueAfter: 10 * time.Second,
+				Events:     []string{"Warning/WorkerFailed"},
+				Conditions: conds("False/Backoff", "True/Backoff", asExpected)},
 		},
 		"a deleted worker is a disruption": {
 			job: withStatus(failedOnce),
@@ -442,5 +452,183 @@ func TestSuspensionIsNotADisruption(t *testing.T) {
 	p := planJob(tj, pods, testNow, testCfg)
 	if st := p.status; st.Phase != kubetrainv1alpha1.PhaseSuspended || st.Disruptions != 0 || st.Restarts != 0 || st.Failures != 0 {
 		t.Fatalf("a suspension counted as something else: %+v", summarize(p))
+	}
+}
+
+// How a failed worker ended decides whether its attempt is retried at once without counting (a
+// disruption) or counts against the backoff limit. What the worker brought on itself counts.
+func TestClassifyFailedPod(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Obj()
+	pod := func() *testutil.PodWrapper { return testutil.MakeWorkerPod(tj, 0, 0) }
+	shutdown := pod()
+	shutdown.Status.Phase, shutdown.Status.Reason = corev1.PodFailed, "Terminated"
+	shutdown.Status.Message = "Pod was terminated in response to imminent node shutdown."
+	cases := map[string]struct {
+		pod  *corev1.Pod
+		want contract.ExitClass
+	}{
+		"preempted":                         {pod().Disrupted("PreemptionByScheduler").Obj(), contract.ExitClassDisruption},
+		"evicted for the node's memory":     {pod().Disrupted("TerminationByKubelet").Evicted("The node was low on resource: memory. ").Obj(), contract.ExitClassDisruption},
+		"evicted by an older kubelet":       {pod().Evicted("The node was low on resource: ephemeral-storage. ").Obj(), contract.ExitClassDisruption},
+		"node shutdown, older kubelet":      {shutdown.Obj(), contract.ExitClassDisruption},
+		"a full scratch volume":             {pod().Evicted(`Usage of EmptyDir volume "scratch" exceeds the limit "1Gi". `).Obj(), contract.ExitClassRetriable},
+		"over its ephemeral storage limit":  {pod().Evicted(`Container trainer exceeded its local ephemeral storage limit "1Gi". `).Obj(), contract.ExitClassRetriable},
+		"SIGTERM while being deleted":       {pod().Exited(143, "").Deleting(testNow).Obj(), contract.ExitClassDisruption},
+		"SIGTERM from nobody known":         {pod().Exited(143, "").Obj(), contract.ExitClassRetriable},
+		"SIGTERM of a preempted pod":        {pod().Exited(143, "").Disrupted("PreemptionByScheduler").Obj(), contract.ExitClassDisruption},
+		"a configuration error stays fatal": {pod().Exited(contract.ExitInvalidConfig, "").Deleting(testNow).Obj(), contract.ExitClassPermanent},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := classifyFailedPod(c.pod); got.class != c.want {
+				t.Errorf("class %v (%s: %s), want %v", got.class, got.reason, got.message, c.want)
+			}
+		})
+	}
+}
+
+// A worker evicted again and again for filling its own scratch volume ends at the backoff limit:
+// no attempt loop that never ends.
+func TestSelfInflictedEvictionsEndAtTheBackoffLimit(t *testing.T) {
+	st := started(kubetrainv1alpha1.PhaseRunning, 3)
+	st.Failures = 3
+	tj := testutil.MakeTrainingJob("a", "ns").Status(st).Obj()
+	pod := testutil.MakeWorkerPod(tj, 0, 3).Evicted(`Usage of EmptyDir volume "scratch" exceeds the limit "1Gi". `).Obj()
+	p := planJob(tj, []*corev1.Pod{pod}, testNow, testCfg)
+	if p.status.Phase != kubetrainv1alpha1.PhaseFailed || p.createWorkers {
+		t.Fatalf("a fourth eviction for the worker's own usage: %+v", summarize(p))
+	}
+	if c := apimeta.FindStatusCondition(p.status.Conditions, kubetrainv1alpha1.ConditionFailed); c == nil || !strings.Contains(c.Message, "scratch") {
+		t.Errorf("the Failed condition does not say why: %+v", c)
+	}
+}
+
+// A worker disrupted again and again, each time soon after its attempt started, does not restart at
+// once for ever: from the second disruption in a row the next attempt waits, doubling up to the
+// cap; an attempt that ran ten minutes starts a new streak.
+func TestRepeatedDisruptionsBackOff(t *testing.T) {
+	disrupt := func(inARow int32, ranFor time.Duration) plan {
+		st := started(kubetrainv1alpha1.PhaseRunning, 4)
+		st.Disruptions, st.DisruptionsInARow = 4, inARow
+		at := metav1.NewTime(testNow.Add(-ranFor))
+		st.AttemptStartTime = &at
+		tj := testutil.MakeTrainingJob("a", "ns").Status(st).Obj()
+		pod := testutil.MakeWorkerPod(tj, 0, 4).Disrupted("TerminationByKubelet").Evicted("The node was low on resource: memory. ").Obj()
+		return planJob(tj, []*corev1.Pod{pod}, testNow, testCfg)
+	}
+	cases := []struct {
+		inARow  int32
+		ranFor  time.Duration
+		want    time.Duration
+		wantRow int32
+	}{
+		{0, time.Minute, 0, 1},
+		{1, time.Minute, 10 * time.Second, 2},
+		{2, time.Minute, 20 * time.Second, 3},
+		{4, time.Minute, 80 * time.Second, 5},
+		{30, time.Minute, 5 * time.Minute, 31},
+		{30, 10 * time.Minute, 0, 1},
+	}
+	for _, c := range cases {
+		p := disrupt(c.inARow, c.ranFor)
+		st := p.status
+		var wait time.Duration
+		if st.RestartAfter != nil {
+			wait = st.RestartAfter.Sub(testNow)
+		}
+		if wait != c.want || st.DisruptionsInARow != c.wantRow || st.Disruptions != 5 || st.Failures != 0 || p.createWorkers != (c.want == 0) {
+			t.Errorf("after %d disruptions in a row, an attempt of %v disrupted: wait %v, %d in a row, %d disruptions, %d failures, create %v; want %v, %d in a row",
+				c.inARow, c.ranFor, wait, st.DisruptionsInARow, st.Disruptions, st.Failures, p.createWorkers, c.want, c.wantRow)
+		}
+		if c.want > 0 && (st.Phase != kubetrainv1alpha1.PhaseRestarting || p.requeueAfter != c.want) {
+			t.Errorf("waiting %v: phase %s, requeue after %v", c.want, st.Phase, p.requeueAfter)
+		}
+	}
+}
+
+// A worker whose image keeps failing to pull makes the job Stalled, with the kubelet's reason, once
+// it has failed for the manager's stall time since its pod was scheduled; before that the job is
+// Pending and a pass is asked for at that time. A name the kubelet cannot parse stalls at once.
+func TestImagePullThatKeepsFailingStalls(t *testing.T) {
+	cfg := testCfg
+	cfg.ImagePullStall = 3 * time.Minute
+	tj := testutil.MakeTrainingJob("a", "ns").Image("registry.example/trainer:typo").Status(started(kubetrainv1alpha1.PhasePending, 0)).Obj()
+	pull := func(scheduled time.Duration, reason string) plan {
+		pod := testutil.MakeWorkerPod(tj, 0, 0).Waiting(reason, `pull access denied for registry.example/trainer`).
+			Scheduled(testNow.Add(-scheduled)).Obj()
+		return planJob(tj, []*corev1.Pod{pod}, testNow, cfg)
+	}
+	stalled := func(p plan) *metav1.Condition {
+		return apimeta.FindStatusCondition(p.status.Conditions, kubetrainv1alpha1.ConditionStalled)
+	}
+	early := pull(time.Minute, "ImagePullBackOff")
+	if c := stalled(early); c.Status != metav1.ConditionFalse || early.status.Phase != kubetrainv1alpha1.PhasePending || early.requeueAfter != 2*time.Minute {
+		t.Errorf("a minute of failed pulls: stalled %v, phase %s, requeue after %v; want not stalled, a pass in 2m", c.Status, early.status.Phase, early.requeueAfter)
+	}
+	late := pull(4*time.Minute, "ErrImagePull")
+	if c := stalled(late); c.Status != metav1.ConditionTrue || c.Reason != kubetrainv1alpha1.ReasonImagePull ||
+		!strings.Contains(c.Message, "pull access denied") || !strings.Contains(c.Message, "ErrImagePull") {
+		t.Errorf("four minutes of failed pulls: %+v, want Stalled with the kubelet's reason", c)
+	}
+	if late.status.Phase != kubetrainv1alpha1.PhasePending || len(late.deletePods) != 0 {
+		t.Errorf("a stalled pull ends nothing (the image may yet appear): %+v", summarize(late))
+	}
+	if c := stalled(pull(0, "InvalidImageName")); c.Status != metav1.ConditionTrue {
+		t.Errorf("an invalid image name: %+v, want Stalled at once", c)
+	}
+}
+
+// A worker that runs but never reports (an image that is not a trainer) fails its attempt at the
+// progress deadline, counted from when every worker ran, and its pods are stopped; a report of the
+// current attempt, or a custom image with no deadline of its own, keeps it running.
+func TestProgressDeadline(t *testing.T) {
+	cfg := testCfg
+	cfg.ProgressDeadline = 5 * time.Minute
+	running := func(since time.Duration) kubetrainv1alpha1.TrainingJobStatus {
+		st := started(kubetrainv1alpha1.PhaseRunning, 2)
+		st.Conditions = []metav1.Condition{{Type: kubetrainv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+			Reason: kubetrainv1alpha1.ReasonRunning, LastTransitionTime: metav1.NewTime(testNow.Add(-since))}}
+		return st
+	}
+	reported := func(st kubetrainv1alpha1.TrainingJobStatus, attempt int32) kubetrainv1alpha1.TrainingJobStatus {
+		st.Progress = &kubetrainv1alpha1.Progress{Epochs: 10, Attempt: &attempt}
+		return st
+	}
+	plan := func(w *testutil.TrainingJobWrapper) plan {
+		tj := w.Obj()
+		return planJob(tj, []*corev1.Pod{testutil.MakeWorkerPod(tj, 0, tj.Status.Attempt).Phase(corev1.PodRunning).Obj()}, testNow, cfg)
+	}
+	job := func() *testutil.TrainingJobWrapper { return testutil.MakeTrainingJob("a", "ns") }
+
+	silent := plan(job().Status(running(6 * time.Minute)))
+	if st := silent.status; st.Failures != 1 || st.Attempt != 3 || len(silent.deletePods) != 1 || st.RestartAfter == nil {
+		t.Errorf("six minutes without a report: %+v, want a failed attempt, its pod stopped, a backoff", summarize(silent))
+	}
+	if c := apimeta.FindStatusCondition(silent.status.Conditions, kubetrainv1alpha1.ConditionReady); c == nil || !strings.Contains(c.Message, "did not report progress") {
+		t.Errorf("the backoff does not say why: %+v", c)
+	}
+	if p := plan(job().Status(running(4 * time.Minute))); p.status.Phase != kubetrainv1alpha1.PhaseRunning || p.requeueAfter != time.Minute {
+		t.Errorf("four minutes without a report: phase %s, requeue after %v; want Running and a pass in 1m", p.status.Phase, p.requeueAfter)
+	}
+	if p := plan(job().Status(reported(running(time.Hour), 2))); p.status.Phase != kubetrainv1alpha1.PhaseRunning || p.requeueAfter != 0 {
+		t.Errorf("a report of this attempt: %+v", summarize(p))
+	}
+	if p := plan(job().Status(reported(running(6*time.Minute), 1))); p.status.Failures != 1 {
+		t.Errorf("only an earlier attempt reported: %+v, want the attempt failed", summarize(p))
+	}
+	if p := plan(job().Image("example/custom:1").Status(running(time.Hour))); p.status.Phase != kubetrainv1alpha1.PhaseRunning {
+		t.Errorf("a custom image with no deadline: %+v", summarize(p))
+	}
+	if p := plan(job().Image("example/custom:1").ProgressDeadlineSeconds(60).Status(running(2 * time.Minute))); p.status.Failures != 1 {
+		t.Errorf("a custom image with a deadline of its own: %+v", summarize(p))
+	}
+	if p := plan(job().ProgressDeadlineSeconds(0).Status(running(time.Hour))); p.status.Phase != kubetrainv1alpha1.PhaseRunning {
+		t.Errorf("a deadline turned off: %+v", summarize(p))
+	}
+	// The pass that sees every worker run starts the clock.
+	first := job().Status(started(kubetrainv1alpha1.PhasePending, 2)).Obj()
+	p := planJob(first, []*corev1.Pod{testutil.MakeWorkerPod(first, 0, 2).Phase(corev1.PodRunning).Obj()}, testNow, cfg)
+	if p.status.Phase != kubetrainv1alpha1.PhaseRunning || p.requeueAfter != 5*time.Minute {
+		t.Errorf("workers just running: phase %s, requeue after %v; want Running and a pass in 5m", p.status.Phase, p.requeueAfter)
 	}
 }

@@ -42,6 +42,7 @@ const (
 	ReasonPermanentFailure  = "PermanentFailure"
 	ReasonWorkerFailed      = "WorkerFailed"
 	ReasonWorkerDisrupted   = "WorkerDisrupted"
+	ReasonNoProgress        = "NoProgress"
 	ReasonAsExpected        = "AsExpected"
 	ReasonTTLExpired        = "TTLExpired"
 	ReasonPodCreationFailed = "PodCreationFailed"

@@ -297,6 +297,16 @@ type RunPolicy struct {
 	// the latest checkpoint.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// ProgressDeadlineSeconds bounds the time from when every worker of an attempt runs to the
+	// trainer's first report of that attempt into status.progress; past it the attempt fails with
+	// reason NoProgress (counted against backoffLimit), so that a worker that never trains (an image
+	// that is not a trainer) does not hold its node for ever. The bundled trainer reports as soon as
+	// it starts. Unset: the manager's --progress-deadline (5 minutes) for the bundled trainer, and
+	// none for a custom spec.image, which may never report. 0 turns the deadline off.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 }
 
 // WorkerTemplate is what a user may add to the worker pods.
@@ -410,6 +420,12 @@ type TrainingJobStatus struct {
 	// count against the backoff limit.
 	// +optional
 	Disruptions int32 `json:"disruptions,omitempty"`
+	// DisruptionsInARow counts the disruptions since an attempt last ran ten minutes before it was
+	// disrupted. The first restarts the job at once; each further one waits as a failure's backoff
+	// would (doubling up to the manager's --backoff-max), so a worker disrupted again and again
+	// does not loop.
+	// +optional
+	DisruptionsInARow int32 `json:"disruptionsInARow,omitempty"`
 
 	// Workers counts the current attempt's worker pods by state.
 	// +optional
@@ -468,6 +484,10 @@ type Progress struct {
 	// EpochText is "epoch/epochs", for kubectl get.
 	// +optional
 	EpochText string `json:"epochText,omitempty"`
+	// Attempt is the attempt whose trainer made this report. The bundled trainer reports once as it
+	// starts (epoch 0, or the epoch it resumes after) and after every epoch.
+	// +optional
+	Attempt *int32 `json:"attempt,omitempty"`
 }
 
 // CheckpointRef points at a committed checkpoint.

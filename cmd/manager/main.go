@@ -22,6 +22,10 @@ func main() {
 	fs.DurationVar(&opts.Controller.BackoffMax, "backoff-max", opts.Controller.BackoffMax, "longest wait between attempts")
 	fs.Int64Var(&opts.Controller.TerminationGracePeriodSeconds, "worker-termination-grace-period",
 		opts.Controller.TerminationGracePeriodSeconds, "seconds a stopped worker has to write a checkpoint")
+	fs.DurationVar(&opts.Controller.ProgressDeadline, "progress-deadline", opts.Controller.ProgressDeadline,
+		"how long the bundled trainer's workers may run before their first progress report, unless a job says otherwise")
+	fs.DurationVar(&opts.Controller.ImagePullStall, "image-pull-stall", opts.Controller.ImagePullStall,
+		"how long a worker's image may keep failing to pull before the job is shown Stalled")
 	qps := fs.Float64("kube-api-qps", float64(opts.QPS), "requests per second to the API server")
 	fs.IntVar(&opts.Burst, "kube-api-burst", opts.Burst, "burst of requests to the API server")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles,

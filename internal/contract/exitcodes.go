@@ -16,7 +16,9 @@ const (
 	// ExitRetriable: a failure another attempt may not meet (storage unreachable, API timeouts).
 	ExitRetriable = 75
 	// ExitTerminated: the trainer stopped cleanly at a step boundary after SIGTERM (the pod is being
-	// deleted, evicted or preempted). Retriable, and a disruption rather than a failure.
+	// deleted, evicted or preempted). Retriable, and a disruption rather than a failure when the
+	// pod shows who stopped it (being deleted, or marked disrupted); the controller counts a SIGTERM
+	// nobody recorded sending as a failure.
 	ExitTerminated = 143
 )
 

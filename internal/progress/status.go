@@ -43,6 +43,8 @@ type StatusReporter struct {
 	history    []kubetrainv1alpha1.EpochMetrics
 	checkpoint *kubetrainv1alpha1.CheckpointRef
 	last       *kubetrainv1alpha1.Progress
+	// Attempt is the attempt this trainer belongs to; every report carries it.
+	Attempt int32
 	// OnError is told about writes that failed; training goes on (the termination message carries
 	// the final result when the API cannot be reached). Nil drops them.
 	OnError func(error)
@@ -90,7 +92,18 @@ func (r *StatusReporter) Report(p contract.Progress) {
 		r.history = append(r.history[:0:0], r.history[len(r.history)-HistoryLimit:]...)
 	}
 	r.last = &kubetrainv1alpha1.Progress{EpochMetrics: m, Epochs: int32(p.Epochs),
-		EpochText: fmt.Sprintf("%d/%d", p.Epoch, p.Epochs)}
+		EpochText: fmt.Sprintf("%d/%d", p.Epoch, p.Epochs), Attempt: &r.Attempt}
+	r.apply()
+}
+
+// Started reports that this attempt's trainer runs, before it has trained anything: the progress
+// the job shows stays as it was (0 of epochs for a new job), now carrying this attempt. It tells
+// the controller that the worker is a trainer that reports (spec.runPolicy.progressDeadlineSeconds).
+func (r *StatusReporter) Started(epochs int) {
+	if r.last == nil {
+		r.last = &kubetrainv1alpha1.Progress{Epochs: int32(epochs), EpochText: fmt.Sprintf("0/%d", epochs)}
+	}
+	r.last.Attempt = &r.Attempt
 	r.apply()
 }
 

@@ -70,6 +70,11 @@ func (w *TrainingJobWrapper) ActiveDeadlineSeconds(s int64) *TrainingJobWrapper 
 	return w
 }
 
+func (w *TrainingJobWrapper) ProgressDeadlineSeconds(s int32) *TrainingJobWrapper {
+	w.Spec.RunPolicy.ProgressDeadlineSeconds = &s
+	return w
+}
+
 func (w *TrainingJobWrapper) TTLSecondsAfterFinished(s int32) *TrainingJobWrapper {
 	w.Spec.RunPolicy.TTLSecondsAfterFinished = &s
 	return w
@@ -160,6 +165,14 @@ func (w *PodWrapper) Disrupted(reason string) *PodWrapper {
 	return w
 }
 
+// Evicted marks the pod Failed as the kubelet's eviction manager does: reason Evicted and its
+// message, and no condition (what it does for a pod over its own limits).
+func (w *PodWrapper) Evicted(message string) *PodWrapper {
+	w.Status.Phase = corev1.PodFailed
+	w.Status.Reason, w.Status.Message = "Evicted", message
+	return w
+}
+
 // Unschedulable marks the pod Pending with the scheduler's message.
 func (w *PodWrapper) Unschedulable(message string) *PodWrapper {
 	w.Status.Phase = corev1.PodPending
@@ -175,6 +188,14 @@ func (w *PodWrapper) Waiting(reason, message string) *PodWrapper {
 	w.Status.ContainerStatuses = []corev1.ContainerStatus{{
 		Name: "trainer", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}},
 	}}
+	return w
+}
+
+// Scheduled marks the pod bound to a node at a time, as the scheduler does.
+func (w *PodWrapper) Scheduled(at time.Time) *PodWrapper {
+	w.Status.Conditions = append(w.Status.Conditions, corev1.PodCondition{
+		Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at),
+	})
 	return w
 }
 

@@ -78,6 +78,7 @@ var _ = Describe("The trainer binary against the API server and S3", func() {
 		got := expectPhase(ctx, tj, kubetrainv1alpha1.PhaseSucceeded)
 		Expect(got.Status.History).To(HaveLen(2))
 		Expect(got.Status.Progress.EpochText).To(Equal("2/2"))
+		Expect(got.Status.Progress.Attempt).To(HaveValue(Equal(int32(0))), "the report does not say which attempt made it")
 		Expect(got.Status.Progress.TestAccuracy).To(BeNumerically(">", 0.5))
 		Expect(got.Status.LatestCheckpoint).NotTo(BeNil())
 		Expect(got.Status.LatestCheckpoint.Epoch).To(Equal(int32(2)))

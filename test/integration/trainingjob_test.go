@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/progress"
 	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
@@ -73,6 +74,39 @@ var _ = Describe("TrainingJob lifecycle", func() {
 		Consistently(func(g Gomega) {
 			g.Expect(workerPods(ctx, g, tj)).To(HaveLen(2))
 		}).WithTimeout(consistently).Should(Succeed())
+	})
+
+	It("ends the attempt of a worker that runs but never reports progress, at the job's deadline", func(ctx context.Context) {
+		tj := createJob(ctx, newJob("silent", ns).Image("example.com/not-a-trainer:1").ProgressDeadlineSeconds(2).BackoffLimit(0))
+		pod := waitPod(ctx, tj, 0)
+		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Phase(corev1.PodRunning) })
+		expectPhase(ctx, tj, kubetrainv1alpha1.PhaseRunning)
+
+		got := expectPhase(ctx, tj, kubetrainv1alpha1.PhaseFailed)
+		Expect(got.Status.Failures).To(Equal(int32(1)))
+		Expect(condition(got, kubetrainv1alpha1.ConditionFailed).Message).To(ContainSubstring("did not report progress within 2s"))
+		// Stopped: gone (a pod on no node goes at once) or going.
+		Eventually(func(g Gomega) {
+			err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), pod)
+			if !apierrors.IsNotFound(err) {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(pod.DeletionTimestamp).NotTo(BeNil(), "the silent worker still holds its node")
+			}
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+
+	It("keeps a worker that reported in this attempt running past the deadline", func(ctx context.Context) {
+		tj := createJob(ctx, newJob("reporting", ns).ProgressDeadlineSeconds(2))
+		pod := waitPod(ctx, tj, 0)
+		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Phase(corev1.PodRunning) })
+		r, err := progress.NewStatusReporter(ctx, cfg, ns, tj.Name, "")
+		Expect(err).NotTo(HaveOccurred())
+		r.Started(3) // as the bundled trainer does when it starts
+		Consistently(func(g Gomega) {
+			got := getJob(ctx, g, tj)
+			g.Expect(got.Status.Failures).To(BeZero())
+			g.Expect(got.Status.Progress.EpochText).To(Equal("0/3"))
+		}).WithTimeout(4 * time.Second).WithPolling(interval).Should(Succeed())
 	})
 
 	It("fails at once on a permanent error, without retrying", func(ctx context.Context) {

@@ -104,6 +104,8 @@ func newSession(ctx context.Context, cfg Config, env map[string]string, stderr i
 				s.warn("progress will not reach the TrainingJob's status: %v", err)
 			} else {
 				r.OnError = func(err error) { s.warn("%v", err) }
+				r.Attempt = int32(s.job.Attempt)
+				r.Started(cfg.Epochs)
 				s.status = r
 			}
 		}
