@@ -45,6 +45,8 @@ type planner struct {
 	// attempts that still run (or are stopping).
 	current   map[int32]*corev1.Pod
 	activeOld []*corev1.Pod
+	// pods are all the job's pods.
+	pods []*corev1.Pod
 	// ended says how the attempt that ended in this pass ended ("failed: why"), for the backoff's
 	// message.
 	ended string
@@ -53,7 +55,7 @@ type planner struct {
 
 // planJob decides what to do with a job, given every pod it owns. It never touches a client.
 func planJob(tj *kubetrainv1alpha1.TrainingJob, pods []*corev1.Pod, now time.Time, cfg Config) plan {
-	p := &planner{tj: tj, now: now, nowMeta: metav1.NewTime(now).Rfc3339Copy(), cfg: cfg}
+	p := &planner{tj: tj, now: now, nowMeta: metav1.NewTime(now).Rfc3339Copy(), cfg: cfg, pods: pods}
 	p.out.status = *tj.Status.DeepCopy()
 	p.out.status.ObservedGeneration = tj.Generation
 	p.current = map[int32]*corev1.Pod{}
@@ -378,11 +380,28 @@ func (p *planner) keepFinished() {
 	tj := p.tj.DeepCopy()
 	tj.Status = p.out.status
 	if left, ok := ttlLeft(tj, p.now); ok {
-		if left <= 0 {
+		if left > 0 {
+			p.requeue(left)
+			return
+		}
+		if tj.Spec.RunPolicy.TTLAction != kubetrainv1alpha1.TTLDeletePods {
 			p.out.deleteJob = true
 			return
 		}
-		p.requeue(left)
+		// The job stays, as its author keeps it (in Git, say); its finished pods go.
+		stopping := map[string]bool{}
+		for _, pod := range p.out.deletePods {
+			stopping[pod.Name] = true
+		}
+		for _, pod := range p.pods {
+			if pod.DeletionTimestamp == nil && !stopping[pod.Name] {
+				p.out.deletePods = append(p.out.deletePods, pod)
+			}
+		}
+		if n := len(p.out.deletePods); n > 0 {
+			p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonTTLExpired, "Delete", fmt.Sprintf(
+				"spec.runPolicy.ttlSecondsAfterFinished passed: deleted %d pod(s), kept the job (ttlAction DeletePods)", n))
+		}
 	}
 }
 

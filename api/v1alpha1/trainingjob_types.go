@@ -288,10 +288,18 @@ type RunPolicy struct {
 	// +optional
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 
-	// TTLSecondsAfterFinished deletes the job (and its pods) this long after it succeeded or failed.
+	// TTLSecondsAfterFinished deletes the job (and its pods) this long after it succeeded or failed;
+	// with ttlAction DeletePods, only its pods.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+
+	// TTLAction is what ttlSecondsAfterFinished deletes: DeleteJob (the default), the job with its
+	// pods; or DeletePods, only the pods, keeping the job and its status. Use DeletePods for jobs
+	// kept in Git: a GitOps tool re-creates a job that was deleted, which would train it again.
+	// +kubebuilder:validation:Enum=DeleteJob;DeletePods
+	// +optional
+	TTLAction TTLAction `json:"ttlAction,omitempty"`
 
 	// Suspend stops the job's pods; setting it back to false starts a new attempt, which resumes from
 	// the latest checkpoint.
@@ -308,6 +316,14 @@ type RunPolicy struct {
 	// +optional
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 }
+
+// TTLAction is what spec.runPolicy.ttlSecondsAfterFinished deletes.
+type TTLAction string
+
+const (
+	TTLDeleteJob  TTLAction = "DeleteJob"
+	TTLDeletePods TTLAction = "DeletePods"
+)
 
 // WorkerTemplate is what a user may add to the worker pods.
 type WorkerTemplate struct {
