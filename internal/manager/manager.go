@@ -24,6 +24,7 @@ import (
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 	"github.com/kubetrain/kubetrain/controllers"
+	"github.com/kubetrain/kubetrain/internal/metrics"
 )
 
 // Options configure the manager; DefaultOptions gives the binary's defaults.
@@ -131,6 +132,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, err
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the TrainingJob controller: %w", err)
 	}
+	metrics.Serve(mgr.GetCache(), clk)
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}

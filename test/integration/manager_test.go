@@ -3,8 +3,11 @@ package integration
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -19,6 +22,8 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/contract"
+	"github.com/kubetrain/kubetrain/internal/progress"
 	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
@@ -65,18 +70,7 @@ var _ = Describe("Manager", func() {
 		ns := newNamespace(ctx)
 		createJob(ctx, newJob("metrics", ns))
 		// A ServiceAccount bound to config/rbac's metrics-reader, and one that is not.
-		token := func(sa string) string {
-			Expect(k8sClient.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}})).To(Succeed())
-			req := &authenticationv1.TokenRequest{}
-			Expect(k8sClient.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}, req)).To(Succeed())
-			return req.Status.Token
-		}
-		scraper, nosy := token("scraper"), token("nosy")
-		Expect(k8sClient.Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "scraper-"},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: ns}},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
-		})).To(Succeed())
+		scraper, nosy := metricsReaderToken(ctx, ns), serviceAccountToken(ctx, ns, "nosy")
 		url := "https://" + mgrRun.metricsAddr + "/metrics"
 		Eventually(func(g Gomega) {
 			code, body := httpGetAs(url, scraper)
@@ -95,9 +89,74 @@ var _ = Describe("Manager", func() {
 		code, _ = httpGet("http://" + mgrRun.metricsAddr + "/metrics")
 		Expect(code).NotTo(Equal(http.StatusOK))
 	})
+
+	It("exports each job's phase, progress, checkpoint age and restarts as kubetrain_ metrics", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		tj := createJob(ctx, newJob("scraped", ns).Epochs(5).Checkpoint("s3://ckpt/runs", ""))
+		pod := waitPod(ctx, tj, 0)
+		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Disrupted("PreemptionByScheduler") })
+		pod = waitPod(ctx, tj, 1)
+		setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Phase(corev1.PodRunning) })
+		expectPhase(ctx, tj, kubetrainv1alpha1.PhaseRunning)
+		r, err := progress.NewStatusReporter(ctx, cfg, ns, tj.Name, "")
+		Expect(err).NotTo(HaveOccurred())
+		var errs []error
+		r.OnError = func(err error) { errs = append(errs, err) }
+		r.Report(contract.Progress{Epoch: 2, Epochs: 5, Loss: 0.375, TestAccuracy: 0.875, ImagesPerSecond: 2048, Time: time.Now()})
+		r.Checkpointed("s3://ckpt/runs/"+ns+"/scraped/"+string(tj.UID)+"/rank-0/ckpt-000002-ab/manifest.json", 2, 1, time.Now().Add(-time.Minute))
+		Expect(errs).To(BeEmpty())
+
+		scraper := metricsReaderToken(ctx, ns)
+		job := fmt.Sprintf(`{namespace="%s",trainingjob="scraped"}`, ns)
+		Eventually(func(g Gomega) {
+			code, body := httpGetAs("https://"+mgrRun.metricsAddr+"/metrics", scraper)
+			g.Expect(code).To(Equal(http.StatusOK))
+			for _, want := range []string{
+				fmt.Sprintf(`kubetrain_trainingjobs{namespace="%s",phase="Running"} 1`, ns),
+				"kubetrain_trainingjob_epoch" + job + " 2",
+				"kubetrain_trainingjob_epochs" + job + " 5",
+				"kubetrain_trainingjob_test_accuracy_ratio" + job + " 0.875",
+				"kubetrain_trainingjob_loss" + job + " 0.375",
+				"kubetrain_trainingjob_images_per_second" + job + " 2048",
+				fmt.Sprintf(`kubetrain_trainingjob_restarts_total{namespace="%s",reason="disruption",trainingjob="scraped"} 1`, ns),
+				fmt.Sprintf(`kubetrain_trainingjob_restarts_total{namespace="%s",reason="failure",trainingjob="scraped"} 0`, ns),
+			} {
+				g.Expect(body).To(ContainSubstring(want+"\n"), "%s", want)
+			}
+			g.Expect(body).To(MatchRegexp(`kubetrain_trainingjob_checkpoint_age_seconds`+regexp.QuoteMeta(job)+` (6\d|7\d)(\.\d+)?\n`))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+		// A deleted job's series go with it.
+		Expect(k8sClient.Delete(ctx, tj)).To(Succeed())
+		Eventually(func(g Gomega) {
+			_, body := httpGetAs("https://"+mgrRun.metricsAddr+"/metrics", scraper)
+			g.Expect(body).NotTo(ContainSubstring(job))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
 })
 
 var httpGetAs func(url, token string) (int, string)
+
+// serviceAccountToken creates a ServiceAccount and returns a token of it.
+func serviceAccountToken(ctx context.Context, ns, name string) string {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+	req := &authenticationv1.TokenRequest{}
+	Expect(k8sClient.SubResource("token").Create(ctx, sa, req)).To(Succeed())
+	return req.Status.Token
+}
+
+// metricsReaderToken is the token of a ServiceAccount bound to config/rbac's metrics-reader, as
+// Prometheus would scrape with.
+func metricsReaderToken(ctx context.Context, ns string) string {
+	token := serviceAccountToken(ctx, ns, "scraper")
+	Expect(k8sClient.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "scraper-"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: ns}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
+	})).To(Succeed())
+	return token
+}
 
 // kstatusOf is what kstatus (sigs.k8s.io/cli-utils), which Flux reads, says of a copy of a job.
 func kstatusOf(g Gomega, got *kubetrainv1alpha1.TrainingJob) status.Status {
