@@ -406,8 +406,13 @@ func (p *planner) keepFinished() {
 }
 
 func (p *planner) setPhase(phase kubetrainv1alpha1.Phase, h health) {
+	was := apimeta.FindStatusCondition(p.out.status.Conditions, kubetrainv1alpha1.ConditionStalled)
 	p.out.status.Phase = phase
 	setHealth(&p.out.status, p.tj.Generation, p.nowMeta, h)
+	// A job that comes to need its author says so once, as it happens (a failure says so itself).
+	if h.stalled && !finished(phase) && (was == nil || was.Status != metav1.ConditionTrue || was.Reason != h.reason) {
+		p.emit(corev1.EventTypeWarning, h.reason, "Stall", h.message)
+	}
 }
 
 func (p *planner) emit(eventType, reason, action, note string) {

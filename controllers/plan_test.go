@@ -145,7 +145,7 @@ func TestPlanJob(t *testing.T) {
 				return []*corev1.Pod{pod(j, 0).Waiting("CreateContainerConfigError", `secret "s3" not found`).Obj()}
 			},
 			want: planSummary{Phase: kubetrainv1alpha1.PhasePending, Started: true, AttemptStarted: true,
-				Workers:    kubetrainv1alpha1.WorkerCounts{Pending: 1},
+				Workers: kubetrainv1alpha1.WorkerCounts{Pending: 1}, Events: []string{"Warning/ContainerConfigError"},
 				Conditions: conds("False/ContainerConfigError", asExpected, "True/ContainerConfigError")},
 		},
 		"worker starts running": {
@@ -630,5 +630,21 @@ func TestProgressDeadline(t *testing.T) {
 	p := planJob(first, []*corev1.Pod{testutil.MakeWorkerPod(first, 0, 2).Phase(corev1.PodRunning).Obj()}, testNow, cfg)
 	if p.status.Phase != kubetrainv1alpha1.PhaseRunning || p.requeueAfter != 5*time.Minute {
 		t.Errorf("workers just running: phase %s, requeue after %v; want Running and a pass in 5m", p.status.Phase, p.requeueAfter)
+	}
+}
+
+// A job that comes to need its author gets one Warning event as it happens, not one per pass.
+func TestStallIsAnnouncedOnce(t *testing.T) {
+	tj := testutil.MakeTrainingJob("a", "ns").Status(started(kubetrainv1alpha1.PhasePending, 0)).Obj()
+	pods := func(tj *kubetrainv1alpha1.TrainingJob) []*corev1.Pod {
+		return []*corev1.Pod{testutil.MakeWorkerPod(tj, 0, 0).Waiting("CreateContainerConfigError", `secret "s3" not found`).Obj()}
+	}
+	first := planJob(tj, pods(tj), testNow, testCfg)
+	if got := summarize(first).Events; len(got) != 1 || got[0] != "Warning/ContainerConfigError" {
+		t.Fatalf("the pass that stalls the job emits %v", got)
+	}
+	tj.Status = first.status
+	if again := planJob(tj, pods(tj), testNow.Add(time.Minute), testCfg); len(again.events) != 0 {
+		t.Errorf("a later pass of the stalled job emits %v", summarize(again).Events)
 	}
 }
