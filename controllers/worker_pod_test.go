@@ -156,6 +156,7 @@ func TestWorkerPodParsesWithTrainerFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want.MaxCheckpointBytes, want.FetchTimeout, want.ResumeTimeout = defaults.MaxCheckpointBytes, defaults.FetchTimeout, defaults.ResumeTimeout
+	want.StallTimeout = defaults.StallTimeout
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("trainer config (-want,+got):\n%s", diff)
 	}

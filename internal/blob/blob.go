@@ -15,6 +15,7 @@ package blob
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -143,14 +145,22 @@ func CredentialsFrom(getenv func(string) string, prefix string) Credentials {
 		getenv(prefix + contract.SecretKeySessionToken)}
 }
 
+// Options are how an s3:// bucket is reached.
+type Options struct {
+	Credentials Credentials
+	// StallTimeout cuts a request through which no byte has moved for this long (DefaultStallTimeout
+	// when 0); the SDK then retries it.
+	StallTimeout time.Duration
+}
+
 // Open opens the bucket of a storage URI, scoped to its prefix, with the process environment's
 // credentials. The caller closes it.
 func Open(ctx context.Context, uri string) (*Bucket, error) {
-	return OpenWith(ctx, uri, CredentialsFrom(os.Getenv, ""))
+	return OpenWith(ctx, uri, Options{Credentials: CredentialsFrom(os.Getenv, "")})
 }
 
-// OpenWith is Open with the given credentials for s3://.
-func OpenWith(ctx context.Context, uri string, creds Credentials) (*Bucket, error) {
+// OpenWith is Open with the given options for s3://.
+func OpenWith(ctx context.Context, uri string, opts Options) (*Bucket, error) {
 	loc, err := Parse(uri)
 	if err != nil {
 		return nil, err
@@ -158,7 +168,7 @@ func OpenWith(ctx context.Context, uri string, creds Credentials) (*Bucket, erro
 	var b *blob.Bucket
 	switch loc.Scheme {
 	case contract.SchemeS3:
-		b, err = openS3(ctx, loc, creds)
+		b, err = openS3(ctx, loc, opts)
 	case contract.SchemeFile:
 		if err := os.MkdirAll(loc.Path, 0o755); err != nil {
 			return nil, fmt.Errorf("storage URI %q: %w", uri, err)
@@ -178,10 +188,13 @@ func OpenWith(ctx context.Context, uri string, creds Credentials) (*Bucket, erro
 	return b, nil
 }
 
-func openS3(ctx context.Context, loc Location, creds Credentials) (*blob.Bucket, error) {
+func openS3(ctx context.Context, loc Location, opts Options) (*blob.Bucket, error) {
+	creds := opts.Credentials
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
 		return nil, ErrNoCredentials
 	}
+	// The SDK retries a request that fails (5xx, a reset); the guard makes a stalled one fail.
+	guard := &stallGuard{base: http.DefaultTransport.(*http.Transport).Clone(), after: cmp.Or(opts.StallTimeout, DefaultStallTimeout)}
 	cfg := aws.Config{
 		Region: loc.Region,
 		// Static credentials only: no credential chain, so no shared files and no metadata endpoint.
@@ -191,6 +204,7 @@ func openS3(ctx context.Context, loc Location, creds Credentials) (*blob.Bucket,
 		// default trailing checksums. Integrity is ours to check: checkpoint manifests carry SHA-256.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		HTTPClient:                 &http.Client{Transport: guard},
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if loc.Endpoint != "" {
@@ -243,23 +257,69 @@ func ReadAtMost(ctx context.Context, b *Bucket, key string, limit int64) ([]byte
 	return buf.Bytes(), nil
 }
 
+// readAttempts is how many times CopyAtMost opens an object: a body cut part way (a dropped
+// connection, a truncated answer, a stall) is resumed where it stopped. The SDK retries whole
+// requests, but not a body that fails after its headers arrived.
+const readAttempts = 4
+
+// readBackoff is the wait before the first resumption; it doubles for each further one.
+const readBackoff = 200 * time.Millisecond
+
 // CopyAtMost copies an object of at most limit bytes into w, and returns how many bytes it wrote.
-// A larger object is a *TooLargeError, found as ReadAtMost finds it.
+// A larger object is a *TooLargeError, found as ReadAtMost finds it. A read that fails part way
+// is resumed from where it stopped (readAttempts in all, with backoff, within ctx), provided the
+// object has not changed meanwhile; an error of w is not retried.
 func CopyAtMost(ctx context.Context, w io.Writer, b *Bucket, key string, limit int64) (int64, error) {
 	r, err := b.NewReader(ctx, key, nil)
 	if err != nil {
 		return 0, err
 	}
-	defer r.Close()
-	if r.Size() > limit {
-		return 0, &TooLargeError{Key: key, Size: r.Size(), Limit: limit}
+	size, modTime := r.Size(), r.ModTime()
+	if size > limit {
+		r.Close()
+		return 0, &TooLargeError{Key: key, Size: size, Limit: limit}
 	}
-	n, err := io.Copy(w, io.LimitReader(r, limit+1))
+	var n int64
+	for attempt := 1; ; attempt++ {
+		dst := &errWriter{w: w}
+		m, err := io.Copy(dst, io.LimitReader(r, limit+1-n))
+		r.Close()
+		n += m
+		switch {
+		case n > limit:
+			return n, &TooLargeError{Key: key, Size: -1, Limit: limit}
+		case err == nil:
+			return n, nil
+		case dst.err != nil || ctx.Err() != nil:
+			return n, err
+		case attempt == readAttempts:
+			return n, fmt.Errorf("read %d of %d bytes in %d attempts: %w", n, size, attempt, err)
+		}
+		select {
+		case <-ctx.Done():
+			return n, fmt.Errorf("read %d of %d bytes: %w (then %w)", n, size, err, ctx.Err())
+		case <-time.After(readBackoff << (attempt - 1)):
+		}
+		if r, err = b.NewRangeReader(ctx, key, n, -1, nil); err != nil {
+			return n, err
+		}
+		if now := r.Size(); now != size || !r.ModTime().Equal(modTime) {
+			r.Close()
+			return n, fmt.Errorf("%s changed while it was read (%d bytes, then %d)", key, size, now)
+		}
+	}
+}
+
+// errWriter remembers its writer's error, which is not the store's and not retried.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
 	if err != nil {
-		return n, err
+		e.err = err
 	}
-	if n > limit {
-		return n, &TooLargeError{Key: key, Size: -1, Limit: limit}
-	}
-	return n, nil
+	return n, err
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -235,8 +236,12 @@ func Latest(ctx context.Context, b *blob.Bucket, jobPrefix, preferred string, ma
 
 // Prune keeps the newest keep checkpoints and the best by test accuracy, and deletes the others
 // (manifest first, so a reader never finds a manifest whose objects are gone) along with the
-// directories of uploads that never committed. Call it after a commit, from the only writer.
-func Prune(ctx context.Context, b *blob.Bucket, jobPrefix string, keep int) error {
+// directories of uploads that never committed: those without a manifest. A manifest that cannot
+// be read is an error, and one that reads as damaged counts as committed: Prune deletes nothing
+// that may be a good checkpoint read badly, except by retention. Call it after a commit, from the
+// only writer, with the key of the manifest just committed: that checkpoint is never deleted, even
+// where an older one of the same epoch (one a resumed attempt could not read) ties with it.
+func Prune(ctx context.Context, b *blob.Bucket, jobPrefix string, keep int, committedKey string) error {
 	dirs, err := checkpointDirs(ctx, b, jobPrefix)
 	if err != nil {
 		return err
@@ -258,14 +263,20 @@ func Prune(ctx context.Context, b *blob.Bucket, jobPrefix string, keep int) erro
 		if err != nil {
 			return err
 		}
-		var m contract.Manifest
-		if json.Unmarshal(raw, &m) != nil {
-			torn = append(torn, d.dir)
-			continue
-		}
+		// A manifest that does not parse was still written by a commit (it is written last, in
+		// one piece): it may only have been read badly this time. Retention decides on it by its
+		// directory's epoch, as on any other, and never takes it for the best.
+		m := contract.Manifest{TestAccuracy: math.Inf(-1)}
+		_ = json.Unmarshal(raw, &m)
 		done = append(done, committed{d.dir, d.epoch, m.TestAccuracy})
 	}
-	sort.SliceStable(done, func(i, j int) bool { return done[i].epoch > done[j].epoch })
+	newest := strings.TrimSuffix(committedKey, contract.ManifestName)
+	sort.SliceStable(done, func(i, j int) bool {
+		if done[i].epoch != done[j].epoch {
+			return done[i].epoch > done[j].epoch
+		}
+		return done[i].dir == newest && done[j].dir != newest
+	})
 	best := -1
 	for i, c := range done {
 		if best < 0 || c.acc > done[best].acc {
@@ -274,7 +285,7 @@ func Prune(ctx context.Context, b *blob.Bucket, jobPrefix string, keep int) erro
 	}
 	var drop []string
 	for i, c := range done {
-		if i >= keep && i != best {
+		if i >= max(keep, 1) && i != best {
 			drop = append(drop, c.dir)
 		}
 	}

@@ -161,7 +161,7 @@ func TestCrashAtAnyInstantOfACommit(t *testing.T) {
 				t.Fatalf("latest = %s, want %s", key, good)
 			}
 			// Pruning removes what a crashed upload left.
-			if err := Prune(context.Background(), b, prefix, 5); err != nil {
+			if err := Prune(context.Background(), b, prefix, 5, ""); err != nil {
 				t.Fatal(err)
 			}
 			dirs, err := checkpointDirs(context.Background(), b, prefix)
@@ -181,7 +181,7 @@ func TestPruneKeepsTheNewestAndTheBest(t *testing.T) {
 	for i, acc := range accs {
 		commit(t, b, i+1, acc)
 	}
-	if err := Prune(context.Background(), b, prefix, 2); err != nil {
+	if err := Prune(context.Background(), b, prefix, 2, ""); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := List(context.Background(), b, prefix)
@@ -194,6 +194,37 @@ func TestPruneKeepsTheNewestAndTheBest(t *testing.T) {
 	}
 	if fmt.Sprint(epochs) != "[5 4 2]" {
 		t.Errorf("kept epochs %v, want [5 4 2]: the newest two and the best", epochs)
+	}
+}
+
+// A manifest that reads as damaged was still written by a commit (it may only have been read
+// badly, by a faulty network): pruning keeps it unless retention drops its epoch.
+func TestPruneKeepsADamagedManifestItWouldRetain(t *testing.T) {
+	b := open(t, "mem://")
+	for epoch := 1; epoch <= 4; epoch++ {
+		commit(t, b, epoch, 0.5)
+	}
+	entries, err := List(context.Background(), b, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries[:3] { // the manifests of epochs 4, 3 and 2
+		if err := b.WriteAll(context.Background(), e.Key, []byte("{\"version\": 1, \"epo"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Prune(context.Background(), b, prefix, 2, ""); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err = List(context.Background(), b, prefix); err != nil {
+		t.Fatal(err)
+	}
+	var epochs []int
+	for _, e := range entries {
+		epochs = append(epochs, e.Epoch)
+	}
+	if fmt.Sprint(epochs) != "[4 3 1]" {
+		t.Errorf("kept epochs %v, want [4 3 1]: the newest two, damaged or not, and the best readable one", epochs)
 	}
 }
 
@@ -210,5 +241,26 @@ func write(t *testing.T, b *blob.Bucket, key string, data []byte) {
 	t.Helper()
 	if err := b.WriteAll(context.Background(), key, data, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A resumed attempt that could not read epoch 3's checkpoint trains epoch 3 again and commits it:
+// with keep 1, pruning keeps the checkpoint just committed, never the older one of the same epoch.
+func TestPruneKeepsTheCheckpointJustCommitted(t *testing.T) {
+	for range 10 { // ties were once broken by listing order
+		b := open(t, "mem://")
+		commit(t, b, 2, 0.5)
+		commit(t, b, 3, 0.5)
+		newest := commit(t, b, 3, 0.5)
+		if err := Prune(context.Background(), b, prefix, 1, newest); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := List(context.Background(), b, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 || entries[0].Key != newest {
+			t.Fatalf("kept %+v, want only the checkpoint just committed, %s", entries, newest)
+		}
 	}
 }

@@ -28,6 +28,9 @@ const (
 	// the checkpoint to resume from. A stalled store ends the run (retriably) instead of holding it.
 	FlagFetchTimeout  = "fetch-timeout"
 	FlagResumeTimeout = "resume-timeout"
+	// FlagStallTimeout cuts a storage request through which nothing has moved for that long, so it
+	// is retried well within those deadlines.
+	FlagStallTimeout = "storage-stall-timeout"
 	// EnvTerminationLog overrides contract.TerminationLogPath, for tests.
 	EnvTerminationLog = contract.EnvPrefix + "TERMINATION_LOG"
 )
@@ -55,6 +58,7 @@ type Config struct {
 	MaxCheckpointBytes int64
 	FetchTimeout       time.Duration
 	ResumeTimeout      time.Duration
+	StallTimeout       time.Duration
 	Kernel             string
 }
 
@@ -97,6 +101,8 @@ func NewFlagSet(cfg *Config) *flag.FlagSet {
 		"the most bytes the objects of one checkpoint may take together; a larger one is skipped as corrupt"))
 	fs.DurationVar(&cfg.FetchTimeout, FlagFetchTimeout, time.Hour, env(FlagFetchTimeout, "deadline for downloading an s3:// dataset"))
 	fs.DurationVar(&cfg.ResumeTimeout, FlagResumeTimeout, 10*time.Minute, env(FlagResumeTimeout, "deadline for reading the checkpoint to resume from"))
+	fs.DurationVar(&cfg.StallTimeout, FlagStallTimeout, blob.DefaultStallTimeout, env(FlagStallTimeout,
+		"cut and retry an object-store request (a dataset or checkpoint read or write) through which no byte has moved for this long"))
 	fs.BoolVar(&cfg.AllowPlainHTTP, contract.FlagAllowPlainHTTP, false, env(contract.FlagAllowPlainHTTP,
 		"accept s3:// endpoints that are plain http://, whose data and credentials cross the network unencrypted"))
 	fs.StringVar(&cfg.Kernel, FlagKernel, "", env(FlagKernel, "instruction set of the compute kernels (matrix products, elementwise loops, Adam): "+strings.Join(gemm.Available(), ", ")+"; empty picks the fastest ("+gemm.Best()+")"))
@@ -205,6 +211,8 @@ func validate(cfg Config) error {
 		return bad(FlagFetchTimeout, "%v, want more than 0", cfg.FetchTimeout)
 	case cfg.ResumeTimeout <= 0:
 		return bad(FlagResumeTimeout, "%v, want more than 0", cfg.ResumeTimeout)
+	case cfg.StallTimeout <= 0:
+		return bad(FlagStallTimeout, "%v, want more than 0", cfg.StallTimeout)
 	case cfg.Kernel != "" && !slices.Contains(gemm.Available(), cfg.Kernel):
 		return bad(FlagKernel, "kernel %q is not available on this CPU, want one of %v", cfg.Kernel, gemm.Available())
 	}

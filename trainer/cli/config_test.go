@@ -19,7 +19,7 @@ func defaults() Config {
 		Epochs: 1, BatchSize: 32, LearningRate: 1e-3, Optimizer: contract.OptimizerAdam, Seed: 1,
 		Threads: runtime.GOMAXPROCS(0), LogFormat: contract.LogFormatText, ScratchDir: contract.ScratchDir,
 		CheckpointKeep: 3, CheckpointEvery: 1,
-		MaxDatasetBytes: 8 << 30, MaxCheckpointBytes: 1 << 30, FetchTimeout: time.Hour, ResumeTimeout: 10 * time.Minute,
+		MaxDatasetBytes: 8 << 30, MaxCheckpointBytes: 1 << 30, FetchTimeout: time.Hour, ResumeTimeout: 10 * time.Minute, StallTimeout: time.Minute,
 	}
 }
 
@@ -64,6 +64,7 @@ func TestParse(t *testing.T) {
 		"zero checkpoint limit":   {args: []string{"--max-checkpoint-bytes=0"}, wantErr: "--max-checkpoint-bytes"},
 		"zero fetch timeout":      {args: []string{"--fetch-timeout=0s"}, wantErr: "--fetch-timeout"},
 		"negative resume timeout": {args: []string{"--resume-timeout=-1s"}, wantErr: "--resume-timeout"},
+		"zero stall timeout":      {args: []string{"--storage-stall-timeout=0s"}, wantErr: "--storage-stall-timeout"},
 		"plain http dataset":      {args: []string{"--dataset=s3://d/x?endpoint=http://minio:9000"}, wantErr: "--dataset (KUBETRAIN_DATASET): endpoint http://minio:9000 is plain http://"},
 		"plain http checkpoints":  {args: []string{"--checkpoint-uri=s3://c/x?endpoint=HTTP://minio"}, wantErr: "--checkpoint-uri"},
 		"plain http resume":       {args: []string{"--resume-from=s3://c/x/m.json?endpoint=http%3A%2F%2Fminio"}, wantErr: "--resume-from"},

@@ -85,7 +85,7 @@ func newSession(ctx context.Context, cfg Config, env map[string]string, stderr i
 	s := &session{cfg: cfg, stderr: stderr, job: identity(env), configHash: configHash(cfg)}
 	s.writer = s.job.Rank == 0
 	if cfg.CheckpointURI != "" {
-		b, err := blob.Open(ctx, cfg.CheckpointURI)
+		b, err := blob.OpenWith(ctx, cfg.CheckpointURI, storageOptions(cfg, blob.CredentialsFrom(os.Getenv, "")))
 		if err != nil {
 			return nil, &ConfigError{Msg: fmt.Sprintf("--%s: %v", contract.FlagCheckpointURI, err)}
 		}
@@ -179,7 +179,7 @@ func (s *session) readForeign(ctx context.Context, uri string) (*contract.Manife
 	}
 	dir, name := path.Split(u.Path)
 	u.Path = dir
-	b, err := blob.Open(ctx, u.String())
+	b, err := blob.OpenWith(ctx, u.String(), storageOptions(s.cfg, blob.CredentialsFrom(os.Getenv, "")))
 	if err != nil {
 		return nil, nil, "", &ConfigError{Msg: fmt.Sprintf("--%s: %v", contract.FlagResumeFrom, err)}
 	}
@@ -265,7 +265,7 @@ func (s *session) commit(ctx context.Context, state []byte, p contract.Progress)
 	if s.status != nil {
 		s.status.Checkpointed(s.lastURI, p.Epoch, s.job.Attempt, p.Time)
 	}
-	if err := checkpoint.Prune(ctx, s.bucket, s.jobPrefix, max(s.cfg.CheckpointKeep, 1)); err != nil {
+	if err := checkpoint.Prune(ctx, s.bucket, s.jobPrefix, max(s.cfg.CheckpointKeep, 1), key); err != nil {
 		s.warn("pruning old checkpoints: %v", err)
 	}
 	return nil
@@ -298,7 +298,7 @@ func fetchDataset(ctx context.Context, cfg Config, env map[string]string) (strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.FetchTimeout)
 	defer cancel()
-	b, err := blob.OpenWith(ctx, cfg.Dataset, datasetCredentials(env))
+	b, err := blob.OpenWith(ctx, cfg.Dataset, storageOptions(cfg, datasetCredentials(env)))
 	if err != nil {
 		return "", &ConfigError{Msg: fmt.Sprintf("--%s: %v", contract.FlagDataset, err)}
 	}
@@ -347,6 +347,11 @@ func datasetCredentials(env map[string]string) blob.Credentials {
 		return c
 	}
 	return blob.CredentialsFrom(os.Getenv, "")
+}
+
+// storageOptions are how the trainer reaches a store with the given credentials.
+func storageOptions(cfg Config, creds blob.Credentials) blob.Options {
+	return blob.Options{Credentials: creds, StallTimeout: cfg.StallTimeout}
 }
 
 // copyObject copies the object key, of at most limit bytes, into the file path.
