@@ -100,6 +100,15 @@ build: ## Build the manager and the trainer into bin/.
 	CGO_ENABLED=0 go build -o $(LOCALBIN)/manager ./cmd/manager
 	CGO_ENABLED=0 go build -o $(LOCALBIN)/trainer ./trainer/cmd/trainer
 
+# PLUGIN_DIR is where install-plugin puts kubectl-train: GOPATH's bin unless told otherwise.
+PLUGIN_DIR ?= $(shell go env GOPATH)/bin
+
+.PHONY: install-plugin
+install-plugin: ## Install the kubectl plugin (`kubectl train`) as $(go env GOPATH)/bin/kubectl-train; PLUGIN_DIR=/usr/local/bin puts it there.
+	mkdir -p $(PLUGIN_DIR)
+	CGO_ENABLED=0 go build -o $(PLUGIN_DIR)/kubectl-train ./cmd/kubectl-train
+	@echo "installed $(PLUGIN_DIR)/kubectl-train: with $(PLUGIN_DIR) on your PATH, run kubectl train --help"
+
 .PHONY: images
 images: ## Build the manager and trainer images as tarballs in bin/images, without Docker.
 	go run ./hack/images -out $(LOCALBIN)/images

@@ -49,6 +49,11 @@ say "result"
 k get trainingjob fashion-mnist
 echo "model:             $(k get trainingjob fashion-mnist -o jsonpath='{.status.modelURI}')"
 echo "latest checkpoint: $(k get trainingjob fashion-mnist -o jsonpath='{.status.latestCheckpoint.uri}')"
+
+say "training curves (kubectl train plot, from the job's status.history)"
+go build -o bin/kubectl-train ./cmd/kubectl-train
+bin/kubectl-train plot fashion-mnist -o bin/fashion-mnist-curves.png
+echo "training curves: $PWD/bin/fashion-mnist-curves.png"
 look="eval \"\$(hack/local-cluster.sh env $NAME)\""
 down="hack/local-cluster.sh down $NAME"
 if [[ -n ${DEMO_CLUSTER_READY:-} ]]; then look="KUBECTL=kubectl"; down="kind delete cluster --name ${KIND_CLUSTER:-kubetrain}"; fi
@@ -59,6 +64,7 @@ Look around:
   \$KUBECTL get trainingjob fashion-mnist -o yaml        # status: conditions, history, checkpoints
   \$KUBECTL get events --field-selector involvedObject.name=fashion-mnist
   \$KUBECTL logs fashion-mnist-w0-a0                      # the trainer's JSON lines
+  bin/kubectl-train history fashion-mnist                # or make install-plugin, then kubectl train
 Tear down: $down
 Demo wall time: $((SECONDS - start)) s
 MSG
