@@ -518,4 +518,7 @@ type CheckpointRef struct {
 	// Attempt that wrote the checkpoint (for resumedFrom: the attempt that resumed from it).
 	// +optional
 	Attempt int32 `json:"attempt,omitempty"`
+	// Bytes is the size of the checkpoint's objects (what the manifest lists).
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
 }

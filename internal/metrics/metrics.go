@@ -43,6 +43,8 @@ var (
 		"Training speed of the last reported epoch, over all workers.", jobLabels, nil)
 	checkpointAgeDesc = prometheus.NewDesc("kubetrain_trainingjob_checkpoint_age_seconds",
 		"Time since the job's latest committed checkpoint.", jobLabels, nil)
+	checkpointSizeDesc = prometheus.NewDesc("kubetrain_trainingjob_checkpoint_size_bytes",
+		"Size of the job's latest committed checkpoint.", jobLabels, nil)
 	restartsDesc = prometheus.NewDesc("kubetrain_trainingjob_restarts_total",
 		"Attempts the job restarted after, by reason: failure (counted against the backoff limit) or disruption.",
 		append(jobLabels, "reason"), nil)
@@ -74,7 +76,7 @@ type collector struct{}
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{jobsDesc, epochDesc, epochsDesc, accuracyDesc, lossDesc, speedDesc,
-		checkpointAgeDesc, restartsDesc} {
+		checkpointAgeDesc, checkpointSizeDesc, restartsDesc} {
 		ch <- d
 	}
 }
@@ -118,8 +120,13 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(speedDesc, p.ImagesPerSecond)
 			}
 		}
-		if c := st.LatestCheckpoint; c != nil && c.Time != nil {
-			gauge(checkpointAgeDesc, now.Sub(c.Time.Time).Seconds())
+		if c := st.LatestCheckpoint; c != nil {
+			if c.Time != nil {
+				gauge(checkpointAgeDesc, now.Sub(c.Time.Time).Seconds())
+			}
+			if c.Bytes > 0 {
+				gauge(checkpointSizeDesc, float64(c.Bytes))
+			}
 		}
 		// Every disruption restarts the job; the other restarts followed failures.
 		for reason, n := range map[string]int32{"failure": st.Restarts - st.Disruptions, "disruption": st.Disruptions} {

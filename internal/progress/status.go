@@ -107,10 +107,10 @@ func (r *StatusReporter) Started(epochs int) {
 	r.apply()
 }
 
-// Checkpointed records a committed checkpoint.
-func (r *StatusReporter) Checkpointed(uri string, epoch, attempt int, at time.Time) {
+// Checkpointed records a committed checkpoint of bytes bytes.
+func (r *StatusReporter) Checkpointed(uri string, epoch, attempt int, bytes int64, at time.Time) {
 	t := metav1.NewTime(at)
-	r.checkpoint = &kubetrainv1alpha1.CheckpointRef{URI: uri, Epoch: int32(epoch), Attempt: int32(attempt), Time: &t}
+	r.checkpoint = &kubetrainv1alpha1.CheckpointRef{URI: uri, Epoch: int32(epoch), Attempt: int32(attempt), Bytes: bytes, Time: &t}
 	r.apply()
 }
 

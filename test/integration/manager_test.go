@@ -103,7 +103,7 @@ var _ = Describe("Manager", func() {
 		var errs []error
 		r.OnError = func(err error) { errs = append(errs, err) }
 		r.Report(contract.Progress{Epoch: 2, Epochs: 5, Loss: 0.375, TestAccuracy: 0.875, ImagesPerSecond: 2048, Time: time.Now()})
-		r.Checkpointed("s3://ckpt/runs/"+ns+"/scraped/"+string(tj.UID)+"/rank-0/ckpt-000002-ab/manifest.json", 2, 1, time.Now().Add(-time.Minute))
+		r.Checkpointed("s3://ckpt/runs/"+ns+"/scraped/"+string(tj.UID)+"/rank-0/ckpt-000002-ab/manifest.json", 2, 1, 3<<20, time.Now().Add(-time.Minute))
 		Expect(errs).To(BeEmpty())
 
 		scraper := metricsReaderToken(ctx, ns)
@@ -118,6 +118,7 @@ var _ = Describe("Manager", func() {
 				"kubetrain_trainingjob_test_accuracy_ratio" + job + " 0.875",
 				"kubetrain_trainingjob_loss" + job + " 0.375",
 				"kubetrain_trainingjob_images_per_second" + job + " 2048",
+				"kubetrain_trainingjob_checkpoint_size_bytes" + job + " 3.145728e+06",
 				fmt.Sprintf(`kubetrain_trainingjob_restarts_total{namespace="%s",reason="disruption",trainingjob="scraped"} 1`, ns),
 				fmt.Sprintf(`kubetrain_trainingjob_restarts_total{namespace="%s",reason="failure",trainingjob="scraped"} 0`, ns),
 			} {

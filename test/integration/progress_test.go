@@ -30,7 +30,7 @@ var _ = Describe("Trainer progress in status", func() {
 		for e := 1; e <= 105; e++ {
 			r.Report(contract.Progress{Epoch: e, Epochs: 120, Loss: 1 / float64(e), TestAccuracy: float64(e) / 200, Time: time.Now()})
 		}
-		r.Checkpointed("s3://ckpt/runs/"+ns+"/reported/"+string(tj.UID)+"/rank-0/ckpt-000105-ab/manifest.json", 105, 0, time.Now())
+		r.Checkpointed("s3://ckpt/runs/"+ns+"/reported/"+string(tj.UID)+"/rank-0/ckpt-000105-ab/manifest.json", 105, 0, 1<<20, time.Now())
 		Expect(errs).To(BeEmpty())
 
 		// The controller writes status (the worker starts running) after the trainer did.

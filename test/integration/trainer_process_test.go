@@ -82,6 +82,7 @@ var _ = Describe("The trainer binary against the API server and S3", func() {
 		Expect(got.Status.Progress.TestAccuracy).To(BeNumerically(">", 0.5))
 		Expect(got.Status.LatestCheckpoint).NotTo(BeNil())
 		Expect(got.Status.LatestCheckpoint.Epoch).To(Equal(int32(2)))
+		Expect(got.Status.LatestCheckpoint.Bytes).To(BeNumerically(">", 1<<20), "the checkpoint's size (the model has 473,418 parameters)")
 		Expect(got.Status.ModelURI).To(Equal(got.Status.LatestCheckpoint.URI))
 		Expect(condition(got, kubetrainv1alpha1.ConditionCheckpointed).Message).To(ContainSubstring("epoch 2: "))
 

@@ -263,7 +263,7 @@ func (s *session) commit(ctx context.Context, state []byte, p contract.Progress)
 	s.pending = nil
 	s.lastURI = s.uriOf(key)
 	if s.status != nil {
-		s.status.Checkpointed(s.lastURI, p.Epoch, s.job.Attempt, p.Time)
+		s.status.Checkpointed(s.lastURI, p.Epoch, s.job.Attempt, int64(len(state)), p.Time)
 	}
 	if err := checkpoint.Prune(ctx, s.bucket, s.jobPrefix, max(s.cfg.CheckpointKeep, 1), key); err != nil {
 		s.warn("pruning old checkpoints: %v", err)
