@@ -1,27 +1,31 @@
 // Package controllers holds the TrainingJob controller: it turns a TrainingJob into worker pods
 // running the trainer, follows them to the end, restarts them with backoff, and cleans up.
 //
-// Each pass reads the job and its pods, asks the pure planJob what to do, carries that out
-// (deleting and creating pods), writes status once with server-side apply under the controller's
-// own field manager (so the trainer's progress fields are never overwritten), and only then emits
-// the pass's events.
+// Each pass reads the job and its pods, asks the pure planJob what to do, creates the pods it
+// needs, writes status once with server-side apply under the controller's own field manager (so
+// the trainer's progress fields are never overwritten), and only then stops the pods the plan ends
+// and emits the pass's events.
 package controllers
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 )
@@ -64,7 +68,7 @@ type TrainingJobReconciler struct {
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
-// Reconcile is a thin shell: read, plan, act, write status once, then emit events.
+// Reconcile is a thin shell: read, plan, act, write status once, then stop pods and emit events.
 func (r *TrainingJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	tj := &kubetrainv1alpha1.TrainingJob{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tj); err != nil {
@@ -78,7 +82,7 @@ func (r *TrainingJobReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	p := planJob(tj, pods, r.Clock.Now(), r.Config)
-	actErr := r.act(ctx, tj, &p)
+	actErr := r.act(ctx, tj, pods, &p)
 	if p.deleteJob {
 		return ctrl.Result{}, actErr
 	}
@@ -90,20 +94,22 @@ func (r *TrainingJobReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, err
 	}
+	// Workers are stopped only once the status that says why is written: a pass that stopped one
+	// and then lost its write (a conflict, a crash) would leave the next pass to find the worker
+	// gone, and take a failed attempt for a disrupted one.
+	if err := r.stopPods(ctx, pods, &p); err != nil && actErr == nil {
+		actErr = err
+	}
 	for _, e := range p.events {
 		r.Recorder.Eventf(tj, nil, e.eventType, e.reason, e.action, "%s", e.note)
 	}
 	return ctrl.Result{RequeueAfter: p.requeueAfter}, actErr
 }
 
-// act carries out a plan's pod and job changes. A failure to create the workers is recorded in the
-// plan's status (which is still written) and returned, so the pass is retried with backoff.
-func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, p *plan) error {
-	for _, pod := range p.deletePods {
-		if err := r.deletePod(ctx, pod); err != nil {
-			return err
-		}
-	}
+// act creates the plan's workers or deletes the job; stopPods stops pods after the status write.
+// A failure to create the workers is recorded in the plan's status (which is still written) and
+// returned, so the pass is retried with backoff. pods are the job's pods the pass saw.
+func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, pods []*corev1.Pod, p *plan) error {
 	if p.deleteJob {
 		log.FromContext(ctx).Info("deleting finished job: its TTL passed")
 		uid := tj.UID
@@ -114,7 +120,7 @@ func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.T
 	if p.createWorkers {
 		planned := tj.DeepCopy()
 		planned.Status = p.status
-		if err := r.createWorkers(ctx, planned); err != nil {
+		if err := r.createWorkers(ctx, planned, pods); err != nil {
 			msg := fmt.Sprintf("cannot create worker pods: %v", err)
 			p.status.AttemptStartTime = nil
 			// A pod the API server finds invalid, or that a policy refuses (Pod Security, the
@@ -123,6 +129,11 @@ func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.T
 			stalled := apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
 			setHealth(&p.status, tj.Generation, metav1.NewTime(r.Clock.Now()).Rfc3339Copy(),
 				health{stalled: stalled, reason: kubetrainv1alpha1.ReasonPodCreationFailed, message: msg})
+			// The plan set the conditions for workers that were created; those set here replace
+			// them, and a condition that ends as the job already had it did not transition.
+			// Otherwise every retry would move Stalled's transition time, write status, and so
+			// cause one more pass.
+			keepTransitionTimes(&p.status, tj.Status.Conditions)
 			p.events = []event{{corev1.EventTypeWarning, kubetrainv1alpha1.ReasonPodCreationFailed, "Create", msg}}
 			return err
 		}
@@ -130,12 +141,25 @@ func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.T
 	return nil
 }
 
+// keepTransitionTimes gives each condition of st whose status is the one it has in was the
+// transition time it has there.
+func keepTransitionTimes(st *kubetrainv1alpha1.TrainingJobStatus, was []metav1.Condition) {
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		if old := apimeta.FindStatusCondition(was, c.Type); old != nil && old.Status == c.Status {
+			c.LastTransitionTime = old.LastTransitionTime
+		}
+	}
+}
+
 // createWorkers creates the current attempt's worker pods. Their names are deterministic, so a pod
-// created by a pass whose status write was lost is found again (AlreadyExists), never duplicated.
-// A pod of that name that this job does not control (a worker of a deleted job of the same name,
-// still in its grace period, or anyone's pod) is not taken for one: the attempt waits until it is
-// gone, and says so.
-func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob) error {
+// created by a pass whose status write was lost (the manager crashed, or lost its lease, in
+// between) or is not yet in the cache is not duplicated: a worker among the job's pods the pass saw
+// (existing, all controlled by the job) is not sent again, and one the cache does not show yet is
+// found again (AlreadyExists). A pod of that name that this job does not control (a worker of a
+// deleted job of the same name, still in its grace period, or anyone's pod) is not taken for one:
+// the attempt waits until it is gone, and says so.
+func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, existing []*corev1.Pod) error {
 	if err := r.identities.ensure(ctx, r.Client, tj.Namespace); err != nil {
 		return err
 	}
@@ -144,8 +168,15 @@ func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrain
 			return err
 		}
 	}
+	have := make(map[string]bool, len(existing))
+	for _, pod := range existing {
+		have[pod.Name] = true
+	}
 	for rank := int32(0); rank < tj.Spec.Workers; rank++ {
 		pod := constructWorkerPod(tj, rank, r.Config)
+		if have[pod.Name] {
+			continue
+		}
 		err := r.Client.Create(ctx, pod)
 		if apierrors.IsAlreadyExists(err) {
 			err = r.checkOwned(ctx, tj, &corev1.Pod{}, "pod", pod.Name, "waiting for it to be deleted")
@@ -187,6 +218,25 @@ func (r *TrainingJobReconciler) checkOwned(ctx context.Context, tj *kubetrainv1a
 		owner = fmt.Sprintf("%s %s (uid %s)", ref.Kind, ref.Name, ref.UID)
 	}
 	return fmt.Errorf("%s %s already exists and is not this job's (it is controlled by %s): %s", kind, name, owner, remedy)
+}
+
+// stopPods deletes the pods the plan stops, and the live pods of earlier attempts that nobody is
+// stopping: a pass recorded the end of their attempt and then failed, or died, before deleting
+// them. The planner waits for those to stop before it starts the next attempt.
+func (r *TrainingJobReconciler) stopPods(ctx context.Context, pods []*corev1.Pod, p *plan) error {
+	stop := slices.Clone(p.deletePods)
+	for _, pod := range pods {
+		attempt, _, ok := podAttemptAndRank(pod)
+		if ok && attempt < p.status.Attempt && !podFinished(pod) && pod.DeletionTimestamp == nil && !slices.Contains(stop, pod) {
+			stop = append(stop, pod)
+		}
+	}
+	for _, pod := range stop {
+		if err := r.deletePod(ctx, pod); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *TrainingJobReconciler) deletePod(ctx context.Context, pod *corev1.Pod) error {
@@ -251,9 +301,18 @@ func (r *TrainingJobReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
 			SkipNameValidation:      &r.SkipNameValidation,
+			// A pass that fails (worker pods the API server refuses, an API error) is retried with
+			// controller-runtime's exponential backoff, but never later than BackoffMax (the
+			// longest wait between attempts) instead of its default cap of 1000s: a job whose
+			// pods a policy refused starts within BackoffMax of the policy's fix.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
+				failedPassBackoffBase, max(r.Config.BackoffMax, failedPassBackoffBase)),
 		}).
 		Complete(r)
 }
+
+// failedPassBackoffBase is the wait before the first retry of a failed pass, controller-runtime's.
+const failedPassBackoffBase = 5 * time.Millisecond
 
 // requeueForConflict is how long to wait before retrying a pass whose status write lost a race.
 const requeueForConflict = 100 * time.Millisecond

@@ -51,6 +51,9 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// LeaseDuration, RenewDeadline and RetryPeriod time leader election; zero leaves
+	// controller-runtime's defaults (15s, 10s, 2s). Tests shorten them to see a takeover quickly.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 
 	// SkipControllerNameValidation lets tests start a second manager in the same process.
 	SkipControllerNameValidation bool
@@ -99,6 +102,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, err
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        opts.LeaderElectionID,
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		LeaseDuration:           unlessZero(opts.LeaseDuration),
+		RenewDeadline:           unlessZero(opts.RenewDeadline),
+		RetryPeriod:             unlessZero(opts.RetryPeriod),
 		// A new leader takes over within seconds of the old one's exit.
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
@@ -140,4 +146,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, err
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// unlessZero is d, or nil (the default) when d is zero.
+func unlessZero(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
 }

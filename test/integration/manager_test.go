@@ -124,7 +124,7 @@ var _ = Describe("Manager", func() {
 			} {
 				g.Expect(body).To(ContainSubstring(want+"\n"), "%s", want)
 			}
-			g.Expect(body).To(MatchRegexp(`kubetrain_trainingjob_checkpoint_age_seconds`+regexp.QuoteMeta(job)+` (6\d|7\d)(\.\d+)?\n`))
+			g.Expect(body).To(MatchRegexp(`kubetrain_trainingjob_checkpoint_age_seconds` + regexp.QuoteMeta(job) + ` (6\d|7\d)(\.\d+)?\n`))
 		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 
 		// A deleted job's series go with it.

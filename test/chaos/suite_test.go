@@ -1,0 +1,194 @@
+// Package chaos breaks things on purpose around the TrainingJob controller, against a real
+// kube-apiserver and etcd (envtest): the manager is killed in the middle of its writes and
+// restarted, its pod cache is made to lag, and its status writes are refused with conflicts. The
+// faults sit in the manager's HTTP transport (faults_test.go), never in the product's code. Each
+// spec asserts what users are promised whatever happens: no pod created twice or deleted wrongly,
+// no progress lost, no finished job started again, and nothing written when nothing changed.
+//
+// The suite starts its own API server and its own managers, so no other manager reconciles its
+// jobs. envtest has no kubelet: the specs move pod phases themselves.
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubetrain/kubetrain/internal/manager"
+)
+
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.WithWatch // reads straight from the API server, never from a cache
+	repoRoot  string
+	// managerCfg authenticates the manager as its own ServiceAccount, with exactly the RBAC
+	// config/rbac grants it and under the manager policy, as in a cluster.
+	managerCfg *rest.Config
+)
+
+// managerNamespace holds the manager's ServiceAccount, as config/default deploys it.
+const managerNamespace = "kubetrain-system"
+
+// managerServiceAccount is the manager's ServiceAccount in config/default (namePrefix kubetrain-);
+// config/rbac/manager_policy.yaml recognises the manager by it.
+const managerServiceAccount = "kubetrain-controller-manager"
+
+func TestChaos(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "TrainingJob chaos suite")
+}
+
+var _ = BeforeSuite(func() {
+	// Only warnings and errors: a crashed manager logs every refused request, hundreds of lines
+	// that say nothing a failing assertion does not.
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true), zap.Level(zapcore.WarnLevel)))
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd, kube-apiserver and kubectl " +
+			"with hack/kube-binaries.sh and points KUBEBUILDER_ASSETS at them")
+	}
+	var err error
+	repoRoot, err = filepath.Abs("../..")
+	Expect(err).NotTo(HaveOccurred())
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	// As in test/integration and on hardened clusters: the owner references the manager sets
+	// need the right to update the job's finalizers.
+	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: manager.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+
+	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}})).To(Succeed())
+	// What limits the manager's own identity, and what confines each trainer to its job's status.
+	applyFile("manager_policy.yaml")
+	applyFile("trainer_policy.yaml")
+	managerCfg = managerIdentity()
+})
+
+var _ = AfterSuite(func() {
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// applyFile creates every object of a YAML file of config/rbac.
+func applyFile(file string) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", file))
+	Expect(err).NotTo(HaveOccurred())
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		Expect(err).NotTo(HaveOccurred(), file)
+		if len(u.Object) == 0 {
+			continue
+		}
+		Expect(k8sClient.Create(context.Background(), u)).To(Succeed(), "%s: %s %s", file, u.GetKind(), u.GetName())
+	}
+}
+
+// managerIdentity creates the manager's ServiceAccount, binds it to the manager's ClusterRole from
+// config/rbac, and returns a client configuration with a token of it.
+func managerIdentity() *rest.Config {
+	ctx := context.Background()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", "role.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	role := &rbacv1.ClusterRole{}
+	Expect(yaml.Unmarshal(b, role)).To(Succeed())
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: managerServiceAccount, Namespace: managerNamespace}}
+	for _, obj := range []client.Object{sa, role,
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: sa.Namespace}},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}},
+	} {
+		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+	}
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)}}
+	Expect(k8sClient.SubResource("token").Create(ctx, sa, req)).To(Succeed())
+	return &rest.Config{Host: cfg.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}, BearerToken: req.Status.Token}
+}
+
+// managerRun is one manager, built as the binary builds it, talking to the API server through
+// its own faults.
+type managerRun struct {
+	faults *faults
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startManager starts a manager whose every request goes through f. When f crashes, it cancels
+// the manager, as the death of its process would end it.
+func startManager(f *faults) *managerRun {
+	opts := manager.DefaultOptions()
+	opts.Controller.TrainerImage = "kubetrain/trainer:test"
+	// Short, so that the specs that fail attempts see the next one soon.
+	opts.Controller.BackoffBase = 200 * time.Millisecond
+	opts.Controller.BackoffMax = time.Second
+	// Leader election is off: these managers are killed and restarted dozens of times, and a
+	// killed leader does not release its lease, so each next manager would wait out the lease
+	// (15 s) before reconciling anything. The suite never runs two managers at once, so nothing
+	// needs electing. (Two managers with leader election are another scenario of issue 12.)
+	opts.LeaderElection = false
+	// No metrics or health endpoints: nothing here reads them, and dozens of restarts would each
+	// need free ports.
+	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
+	opts.SkipControllerNameValidation = true
+
+	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), logf.Log))
+	f.setOnCrash(cancel)
+	c := rest.CopyConfig(managerCfg)
+	c.WrapTransport = f.wrap
+	mgr, err := manager.New(ctx, c, opts)
+	Expect(err).NotTo(HaveOccurred())
+	run := &managerRun{faults: f, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		defer GinkgoRecover()
+		run.done <- mgr.Start(ctx)
+	}()
+	return run
+}
+
+// stop stops a manager that is running normally: it must shut down cleanly.
+func (m *managerRun) stop() {
+	m.cancel()
+	Eventually(m.done).WithTimeout(managerStopTimeout).Should(Receive(BeNil()))
+}
+
+// awaitCrash waits until the manager's faults crashed it and it has stopped. A crashed manager may
+// end with an error (its requests failed), as a killed process ends with one.
+func (m *managerRun) awaitCrash() {
+	Eventually(m.faults.hasCrashed).WithTimeout(timeout).WithPolling(interval).Should(BeTrue(),
+		"the manager never made the write it was to crash after (%d); it made %v", m.faults.crashAfter, m.faults.writeCounts())
+	Eventually(m.done).WithTimeout(managerStopTimeout).Should(Receive())
+}
