@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
@@ -35,7 +36,15 @@ func (r *TrainingJobReconciler) writeStatus(ctx context.Context, tj *kubetrainv1
 	if err != nil {
 		return err
 	}
-	return r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(apply),
+	body, err := apply.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	// Sent as a patch of the typed job, which the answer then fills: the client's read-your-writes
+	// consistency records the write under the job's own type, so the next pass reads at least this
+	// version. Applied as unstructured, it was recorded under another type: the next pass planned
+	// from the job as it was before, and its write was refused with a conflict.
+	return r.Client.Status().Patch(ctx, tj, client.RawPatch(types.ApplyPatchType, body),
 		client.FieldOwner(FieldManager), client.ForceOwnership)
 }
 

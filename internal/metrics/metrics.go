@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
@@ -93,7 +94,9 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var jobs kubetrainv1alpha1.TrainingJobList
 	if err := src.reader.List(ctx, &jobs); err != nil {
-		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+		// A cache that is not (or no longer) running: the jobs' series are left out, and the rest
+		// of the scrape (controller-runtime's own metrics) still answers.
+		log.Log.WithName("metrics").Error(err, "reading TrainingJobs for their metrics")
 		return
 	}
 	type nsPhase struct{ namespace, phase string }

@@ -138,7 +138,7 @@ var _ = Describe("Leader election", func() {
 			statusWrites[r.name] = append(statusWrites[r.name], r)
 		}
 		for _, tj := range all {
-			Expect(statusWritesAccepted(statusWrites[tj.Name])).To(Equal(1), "status writes of %s: %v", tj.Name, names(statusWrites[tj.Name]))
+			Expect(statusWrites[tj.Name]).To(HaveLen(1), "status writes of %s: %v", tj.Name, names(statusWrites[tj.Name]))
 		}
 
 		// A job of two workers has its Service, however often the managers tried to create it.
@@ -162,25 +162,4 @@ func jobNamed(jobs []*kubetrainv1alpha1.TrainingJob, name string) *kubetrainv1al
 	}
 	Fail("no job " + name)
 	return nil
-}
-
-// statusWritesAccepted counts the writes the API server accepted, and fails the spec on any other
-// answer than a 409 Conflict. A refused write is the controller's optimistic concurrency at work: the
-// pass planned from a copy of the job that the cache had not yet brought up to its own last write.
-// TODO(issue 12): the status write (controllers/status.go) applies an unstructured object, so
-// controller-runtime's read-your-writes consistency records it under the unstructured
-// representation, and the next pass's typed Get does not wait for it. With the write recorded
-// against the typed job, every job here has exactly one status write; then require len(reqs) == 1.
-func statusWritesAccepted(reqs []apiRequest) int {
-	accepted := 0
-	for _, r := range reqs {
-		switch r.code {
-		case 200, 201:
-			accepted++
-		case 409:
-		default:
-			Fail(fmt.Sprintf("status write answered %d: %v", r.code, names(reqs)))
-		}
-	}
-	return accepted
 }
