@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
+	"github.com/kubetrain/kubetrain/internal/metrics"
 )
 
 // FieldManager is the controller's name in managedFields: it owns every status field but the
@@ -70,6 +71,14 @@ type TrainingJobReconciler struct {
 
 // Reconcile is a thin shell: read, plan, act, write status once, then stop pods and emit events.
 func (r *TrainingJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err != nil {
+		metrics.ReconcileErrors.WithLabelValues(req.Namespace).Inc()
+	}
+	return res, err
+}
+
+func (r *TrainingJobReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	tj := &kubetrainv1alpha1.TrainingJob{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -193,12 +202,19 @@ func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrain
 // the job does not control is not taken for it.
 func (r *TrainingJobReconciler) ensureService(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob) error {
 	svc := constructWorkerService(tj)
+	const remedy = "the workers need it as their subdomain; rename the job or the Service"
+	if tj.Status.Attempt > 0 {
+		// The first attempt created it: a read, not a create the server would refuse, finds it.
+		err := r.checkOwned(ctx, tj, &corev1.Service{}, "service", svc.Name, remedy)
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
 	// Nothing reads Services from the cache (the manager neither may nor needs to list them), so
 	// nothing waits for the cache to see this write.
 	err := r.Client.Create(ctx, svc, client.DisableReadYourWritesConsistency)
 	if apierrors.IsAlreadyExists(err) {
-		err = r.checkOwned(ctx, tj, &corev1.Service{}, "service", svc.Name,
-			"the workers need it as their subdomain; rename the job or the Service")
+		err = r.checkOwned(ctx, tj, &corev1.Service{}, "service", svc.Name, remedy)
 	}
 	return err
 }
@@ -208,7 +224,7 @@ func (r *TrainingJobReconciler) ensureService(ctx context.Context, tj *kubetrain
 func (r *TrainingJobReconciler) checkOwned(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, existing client.Object,
 	kind, name, remedy string) error {
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: tj.Namespace, Name: name}, existing); err != nil {
-		return fmt.Errorf("%s %s already exists but cannot be read: %w", kind, name, err)
+		return fmt.Errorf("%s %s cannot be read: %w", kind, name, err)
 	}
 	if metav1.IsControlledBy(existing, tj) {
 		return nil

@@ -78,3 +78,26 @@ var _ = Describe("A converged job", Ordered, func() {
 		expectNoWrites(ctx)
 	})
 })
+
+var _ = Describe("A restarted job of several workers", func() {
+	It("creates its headless Service once, not on every attempt", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		run := startManager(newFaults(5))
+		DeferCleanup(run.stop)
+		tj := createJob(ctx, "twice", ns, 2)
+		for attempt := range 3 {
+			Eventually(func(g Gomega) {
+				g.Expect(getJob(ctx, g, tj).Status.Attempt).To(Equal(int32(attempt)))
+				g.Expect(listPods(ctx, g, ns)).To(ContainElement(HaveField("Name", testutil.MakeWorkerPod(tj, 0, int32(attempt)).Name)))
+			}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+			pod := &corev1.Pod{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: testutil.MakeWorkerPod(tj, 0, int32(attempt)).Name}, pod)).To(Succeed())
+			setPodStatus(ctx, pod, func(p *testutil.PodWrapper) { p.Exited(75, "") })
+		}
+		Eventually(func(g Gomega) {
+			g.Expect(getJob(ctx, g, tj).Status.Attempt).To(Equal(int32(3)))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		settle(run.faults)
+		Expect(run.faults.writeCounts()).To(HaveKeyWithValue("POST services", 1), "%s", showWrites(run.faults.writeCounts()))
+	})
+})
