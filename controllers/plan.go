@@ -459,8 +459,10 @@ func pendingReason(pods map[int32]*corev1.Pod, now time.Time, imagePullStall tim
 				if left := scheduled.Add(imagePullStall).Sub(now); left > 0 {
 					return kubetrainv1alpha1.ReasonImagePull, message, false, left
 				}
-				return kubetrainv1alpha1.ReasonImagePull, fmt.Sprintf("%s (failing since the pod was scheduled %v ago)",
-					message, now.Sub(scheduled).Round(time.Second)), true, 0
+				// The same words at every pass: a message that changed with the time would be a status
+				// write, and so another pass, every time.
+				return kubetrainv1alpha1.ReasonImagePull, fmt.Sprintf("%s (failing for more than %v since the pod was scheduled)",
+					message, imagePullStall), true, 0
 			}
 		}
 		for _, c := range pod.Status.Conditions {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -569,6 +570,11 @@ func TestImagePullThatKeepsFailingStalls(t *testing.T) {
 	if c := stalled(late); c.Status != metav1.ConditionTrue || c.Reason != kubetrainv1alpha1.ReasonImagePull ||
 		!strings.Contains(c.Message, "pull access denied") || !strings.Contains(c.Message, "ErrImagePull") {
 		t.Errorf("four minutes of failed pulls: %+v, want Stalled with the kubelet's reason", c)
+	}
+	// A later pass says the same: no status write, and so no further pass, for the time alone.
+	tj.Status = late.status
+	if later := pull(5*time.Minute, "ErrImagePull"); !equality.Semantic.DeepEqual(controllerOwned(&later.status), controllerOwned(&late.status)) {
+		t.Errorf("a minute later the status changed: %+v", stalled(later))
 	}
 	if late.status.Phase != kubetrainv1alpha1.PhasePending || len(late.deletePods) != 0 {
 		t.Errorf("a stalled pull ends nothing (the image may yet appear): %+v", summarize(late))
