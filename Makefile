@@ -50,7 +50,7 @@ vet: ## Run go vet (the e2e suite included).
 
 .PHONY: test
 test: $(CONTROLLER_GEN) envtest s3server deps ## Run every test suite (unit, trainer, envtest, S3, generated files, e2e).
-	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh envtest)" CONTROLLER_GEN=$(CONTROLLER_GEN) \
+	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh envtest)" KUEUE_ASSETS="$$(hack/kube-binaries.sh kueue)" CONTROLLER_GEN=$(CONTROLLER_GEN) \
 		KUBETRAIN_VERSITYGW="$$(hack/kube-binaries.sh versitygw)" \
 		go test $(GO_TEST_FLAGS) ./...
 	# A short fuzz run (not only the seed corpora) of every reader of untrusted bytes and of the
@@ -130,6 +130,10 @@ kind-demo: ## The demo on kind, for machines with Docker (docker build, kind loa
 .PHONY: envtest
 envtest: ## Build etcd, kube-apiserver and kubectl for envtest (cached by version).
 	hack/kube-binaries.sh envtest >/dev/null
+
+.PHONY: kueue
+kueue: ## Build Kueue's manager at the version go.mod pins, with its CRDs and webhooks (cached by version).
+	hack/kube-binaries.sh kueue >/dev/null
 
 .PHONY: s3server
 s3server: ## Build versitygw, the S3 server the tests start (cached by version).

@@ -30,6 +30,8 @@ type plan struct {
 	requeueAfter time.Duration
 	// events are emitted after the status write succeeds.
 	events []event
+	// admission is what Kueue adds to the workers of a job in one of its queues, or nil.
+	admission *queueAdmission
 }
 
 type event struct {
@@ -37,7 +39,9 @@ type event struct {
 }
 
 type planner struct {
-	tj      *kubetrainv1alpha1.TrainingJob
+	tj *kubetrainv1alpha1.TrainingJob
+	// queue is what Kueue decided for a job in one of its queues; nil for any other job.
+	queue   *queueAdmission
 	now     time.Time
 	nowMeta metav1.Time
 	cfg     Config
@@ -55,7 +59,15 @@ type planner struct {
 
 // planJob decides what to do with a job, given every pod it owns. It never touches a client.
 func planJob(tj *kubetrainv1alpha1.TrainingJob, pods []*corev1.Pod, now time.Time, cfg Config) plan {
-	p := &planner{tj: tj, now: now, nowMeta: metav1.NewTime(now).Rfc3339Copy(), cfg: cfg, pods: pods}
+	return planQueuedJob(tj, pods, nil, now, cfg)
+}
+
+// planQueuedJob is planJob for a job in a Kueue queue: its workers run only while Kueue admits it.
+func planQueuedJob(tj *kubetrainv1alpha1.TrainingJob, pods []*corev1.Pod, queue *queueAdmission, now time.Time, cfg Config) plan {
+	p := &planner{tj: tj, queue: queue, now: now, nowMeta: metav1.NewTime(now).Rfc3339Copy(), cfg: cfg, pods: pods}
+	if queue != nil && queue.admitted {
+		p.out.admission = queue
+	}
 	p.out.status = *tj.Status.DeepCopy()
 	p.out.status.ObservedGeneration = tj.Generation
 	p.current = map[int32]*corev1.Pod{}
@@ -157,7 +169,7 @@ func (p *planner) followAttempt() bool {
 	case counts.Succeeded == p.tj.Spec.Workers:
 		p.succeed()
 		return true
-	case p.tj.Spec.RunPolicy.Suspend:
+	case p.held():
 		// A suspension ends the attempt whatever its workers do while they stop (SIGTERM, a
 		// deletion this pass or one whose status write was lost made): nothing is counted.
 		p.suspend()
@@ -288,7 +300,7 @@ func (p *planner) nextAttempt(wait time.Duration) {
 // startAttempt creates the current attempt's workers once nothing holds them back.
 func (p *planner) startAttempt() {
 	st := &p.out.status
-	if p.tj.Spec.RunPolicy.Suspend {
+	if p.held() {
 		p.suspend()
 		return
 	}
@@ -326,6 +338,13 @@ func (p *planner) startAttempt() {
 	// nothing to write: a new job costs one status write.
 	reason, message, _, _ := pendingReason(nil, p.now, 0)
 	p.setPhase(kubetrainv1alpha1.PhasePending, health{reason: reason, message: message})
+}
+
+// held says whether the workers must not run: the job is suspended, or waits in a Kueue queue (a
+// job Kueue has not admitted is suspended by the KueueReconciler too, but this pass may have read
+// it before).
+func (p *planner) held() bool {
+	return p.tj.Spec.RunPolicy.Suspend || (p.queue != nil && !p.queue.admitted)
 }
 
 func (p *planner) succeed() {

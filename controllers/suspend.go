@@ -7,7 +7,8 @@ import (
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 )
 
-// suspend stops a job's workers while spec.runPolicy.suspend is set. The stopped attempt is over:
+// suspend stops a job's workers while spec.runPolicy.suspend is set, or while Kueue does not admit
+// the job. The stopped attempt is over:
 // resuming starts the next one (which resumes from the latest checkpoint), and the active deadline
 // counts again from the resumption, as for a batch Job. A suspension is neither a failure nor a
 // disruption.
@@ -22,13 +23,15 @@ func (p *planner) suspend() {
 	st.RestartAfter = nil
 	st.Workers = kubetrainv1alpha1.WorkerCounts{}
 	p.out.requeueAfter = 0
-	if st.Phase != kubetrainv1alpha1.PhaseSuspended {
-		p.emit(corev1.EventTypeNormal, kubetrainv1alpha1.ReasonSuspended, "Suspend", "the job is suspended: its workers are stopped")
+	reason, message := kubetrainv1alpha1.ReasonSuspended, "spec.runPolicy.suspend is true"
+	if p.queue != nil && !p.queue.admitted {
+		reason, message = kubetrainv1alpha1.ReasonQueued, p.queue.message
 	}
-	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSuspended, metav1.ConditionTrue,
-		kubetrainv1alpha1.ReasonSuspended, "spec.runPolicy.suspend is true")
-	p.setPhase(kubetrainv1alpha1.PhaseSuspended, health{reason: kubetrainv1alpha1.ReasonSuspended,
-		message: "spec.runPolicy.suspend is true"})
+	if st.Phase != kubetrainv1alpha1.PhaseSuspended {
+		p.emit(corev1.EventTypeNormal, reason, "Suspend", "the job is suspended: its workers are stopped; "+message)
+	}
+	setCondition(st, p.tj.Generation, p.nowMeta, kubetrainv1alpha1.ConditionSuspended, metav1.ConditionTrue, reason, message)
+	p.setPhase(kubetrainv1alpha1.PhaseSuspended, health{reason: reason, message: message})
 }
 
 // resume records the end of a suspension; startAttempt then creates the next attempt's workers.

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	kueuev1beta2 "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 	"github.com/kubetrain/kubetrain/internal/metrics"
@@ -52,6 +53,9 @@ type TrainingJobReconciler struct {
 	MaxConcurrentReconciles int
 	// SkipNameValidation allows a second controller of the same name in one process (tests).
 	SkipNameValidation bool
+	// Kueue says whether the cluster runs Kueue: a job with a kueue.x-k8s.io/queue-name label then
+	// runs only while Kueue admits its Workload (see KueueReconciler).
+	Kueue bool
 
 	identities trainerIdentities
 }
@@ -86,11 +90,20 @@ func (r *TrainingJobReconciler) reconcile(ctx context.Context, req ctrl.Request)
 	if !tj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the garbage collector removes the pods with the job
 	}
+	if !tj.ManagedByKubetrain() {
+		return ctrl.Result{}, nil // spec.managedBy names another controller: it runs the job
+	}
 	pods, err := r.workerPods(ctx, tj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	p := planJob(tj, pods, r.Clock.Now(), r.Config)
+	var queue *queueAdmission
+	if r.Kueue && kueueQueueName(tj) != "" && !finished(tj.Status.Phase) {
+		if queue, err = r.queueAdmission(ctx, tj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	p := planQueuedJob(tj, pods, queue, r.Clock.Now(), r.Config)
 	actErr := r.act(ctx, tj, pods, &p)
 	if p.deleteJob {
 		return ctrl.Result{}, actErr
@@ -129,7 +142,7 @@ func (r *TrainingJobReconciler) act(ctx context.Context, tj *kubetrainv1alpha1.T
 	if p.createWorkers {
 		planned := tj.DeepCopy()
 		planned.Status = p.status
-		if err := r.createWorkers(ctx, planned, pods); err != nil {
+		if err := r.createWorkers(ctx, planned, pods, p.admission); err != nil {
 			msg := fmt.Sprintf("cannot create worker pods: %v", err)
 			p.status.AttemptStartTime = nil
 			// A pod the API server finds invalid, or that a policy refuses (Pod Security, the
@@ -168,7 +181,7 @@ func keepTransitionTimes(st *kubetrainv1alpha1.TrainingJobStatus, was []metav1.C
 // found again (AlreadyExists). A pod of that name that this job does not control (a worker of a
 // deleted job of the same name, still in its grace period, or anyone's pod) is not taken for one:
 // the attempt waits until it is gone, and says so.
-func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, existing []*corev1.Pod) error {
+func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, existing []*corev1.Pod, admission *queueAdmission) error {
 	if err := r.identities.ensure(ctx, r.Client, tj.Namespace); err != nil {
 		return err
 	}
@@ -183,6 +196,7 @@ func (r *TrainingJobReconciler) createWorkers(ctx context.Context, tj *kubetrain
 	}
 	for rank := int32(0); rank < tj.Spec.Workers; rank++ {
 		pod := constructWorkerPod(tj, rank, r.Config)
+		admission.applyTo(pod)
 		if have[pod.Name] {
 			continue
 		}
@@ -311,9 +325,14 @@ func (r *TrainingJobReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kubetrainv1alpha1.TrainingJob{}).
-		Owns(&corev1.Pod{}).
+		Owns(&corev1.Pod{})
+	if r.Kueue {
+		// An admission or an eviction changes what the job's workers may do.
+		b = b.Owns(&kueuev1beta2.Workload{})
+	}
+	return b.
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
 			SkipNameValidation:      &r.SkipNameValidation,

@@ -5,6 +5,7 @@
 #   hack/kube-binaries.sh envtest            # etcd, kube-apiserver, kubectl; prints their folder
 #   hack/kube-binaries.sh COMPONENT...       # e.g. kubelet kube-scheduler; prints the bin folder
 #   hack/kube-binaries.sh versitygw          # the S3 server the tests use; prints its path
+#   hack/kube-binaries.sh kueue              # Kueue's manager, CRDs and webhooks; prints their folder
 #
 # No download site is reachable here (setup-envtest, release pages), only the Go module proxy.
 # k8s.io/kubernetes replaces its staging modules with ./staging/..., so `go install` of it is
@@ -97,6 +98,43 @@ build_component() {
     fi
     echo "$out"
     ;;
+  kueue)
+    # Kueue's manager at the version go.mod pins for its API (one source of truth), with the CRDs
+    # and webhook configurations of that same module, for the suites that run a real Kueue
+    # (internal/kueuetest). It builds in a copy of its module with its own go.mod and go.sum (its
+    # k8s.io versions differ from ours), changed in one line: with its internal certificate
+    # management off, Kueue reads the metrics server's certificate from /etc/kueue/metrics/certs
+    # and exits without it, so the copy also takes the folder from KUEUE_METRICS_CERT_DIR.
+    local root version dir src main
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    version=$(awk '$1 == "sigs.k8s.io/kueue" { print $2 }' "$root/go.mod")
+    [[ -n $version ]] || { log "go.mod does not require sigs.k8s.io/kueue"; exit 1; }
+    dir=$CACHE/kueue-$version-certdir # keyed by the change below too
+    if [[ ! -x $dir/bin/kueue || ! -f $dir/webhook/manifests.yaml ]]; then
+      src=$(go mod download -json "sigs.k8s.io/kueue@$version" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+      [[ -d $src ]] || { log "cannot fetch sigs.k8s.io/kueue@$version"; exit 1; }
+      rm -rf "$dir/src"
+      mkdir -p "$dir"
+      cp -R "$src" "$dir/src"
+      chmod -R u+w "$dir/src" # the module cache is read-only
+      main=$dir/src/cmd/kueue/main.go
+      sed -i 's|^\(\s*metricsCertPath := "/etc/kueue/metrics/certs"\)$|\1; if d := os.Getenv("KUEUE_METRICS_CERT_DIR"); d != "" { metricsCertPath = d }|' "$main"
+      grep -q KUEUE_METRICS_CERT_DIR "$main" || { log "kueue $version: metricsCertPath not found in cmd/kueue/main.go"; exit 1; }
+      log "building kueue $version (minutes on a cold cache)"
+      local start=$SECONDS
+      mkdir -p "$dir/bin"
+      (cd "$dir/src" && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath \
+        -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$version" -o "$dir/bin/kueue.tmp" ./cmd/kueue)
+      mv "$dir/bin/kueue.tmp" "$dir/bin/kueue"
+      log "built kueue in $((SECONDS - start)) s"
+      rm -rf "$dir/crd" "$dir/webhook"
+      mkdir -p "$dir/crd" "$dir/webhook"
+      cp "$dir/src"/config/components/crd/bases/*.yaml "$dir/crd/"
+      cp "$dir/src/config/components/webhook/manifests.yaml" "$dir/webhook/"
+      rm -rf "$dir/src"
+    fi
+    echo "$dir"
+    ;;
   *)
     log "unknown component $c"
     exit 2
@@ -104,7 +142,7 @@ build_component() {
   esac
 }
 
-[[ $# -gt 0 ]] || { echo "usage: $0 envtest | COMPONENT..." >&2; exit 2; }
+[[ $# -gt 0 ]] || { echo "usage: $0 envtest | versitygw | kueue | COMPONENT..." >&2; exit 2; }
 mkdir -p "$k8s_bin" "$etcd_bin"
 
 if [[ $1 == envtest ]]; then
@@ -119,8 +157,8 @@ if [[ $1 == envtest ]]; then
   exit 0
 fi
 
-if [[ $1 == versitygw ]]; then
-  build_component versitygw
+if [[ $1 == versitygw || $1 == kueue ]]; then
+  build_component "$1"
   exit 0
 fi
 for c in "$@"; do build_component "$c"; done

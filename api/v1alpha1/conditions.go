@@ -12,7 +12,7 @@ const (
 	// ConditionStalled is True when the job cannot make progress without a change from the user:
 	// it failed, or its pods cannot start (e.g. a missing Secret).
 	ConditionStalled = "Stalled"
-	// ConditionSuspended is True while spec.runPolicy.suspend holds the workers.
+	// ConditionSuspended is True while spec.runPolicy.suspend, or a Kueue queue, holds the workers.
 	ConditionSuspended = "Suspended"
 	// ConditionSucceeded is True once the workers finished training.
 	ConditionSucceeded = "Succeeded"
@@ -25,15 +25,17 @@ const (
 
 // Condition reasons.
 const (
-	ReasonPodsCreated       = "PodsCreated"
-	ReasonPodsPending       = "PodsPending"
-	ReasonUnschedulable     = "Unschedulable"
-	ReasonContainerConfig   = "ContainerConfigError"
-	ReasonImagePull         = "ImagePullError"
-	ReasonRunning           = "Running"
-	ReasonRestarting        = "Restarting"
-	ReasonBackoff           = "Backoff"
-	ReasonSuspended         = "Suspended"
+	ReasonPodsCreated     = "PodsCreated"
+	ReasonPodsPending     = "PodsPending"
+	ReasonUnschedulable   = "Unschedulable"
+	ReasonContainerConfig = "ContainerConfigError"
+	ReasonImagePull       = "ImagePullError"
+	ReasonRunning         = "Running"
+	ReasonRestarting      = "Restarting"
+	ReasonBackoff         = "Backoff"
+	ReasonSuspended       = "Suspended"
+	// ReasonQueued: the job waits in a Kueue queue, or Kueue evicted it; the message says why.
+	ReasonQueued            = "Queued"
 	ReasonResumed           = "Resumed"
 	ReasonSucceeded         = "Succeeded"
 	ReasonTargetReached     = "TargetAccuracyReached"

@@ -50,6 +50,7 @@ func init() {
 }
 
 // TrainingJobSpec is what to train, on what, and how to run it.
+// +kubebuilder:validation:XValidation:rule="has(self.managedBy) == has(oldSelf.managedBy)",message="spec.managedBy is immutable: it cannot be added or removed after creation",fieldPath=".managedBy"
 type TrainingJobSpec struct {
 	// Model is the network to train.
 	// +kubebuilder:default={preset: reference-cnn}
@@ -101,6 +102,24 @@ type TrainingJobSpec struct {
 	// Template adds scheduling, metadata, environment and volumes to the worker pods.
 	// +optional
 	Template *WorkerTemplate `json:"template,omitempty"`
+
+	// ManagedBy names the controller that runs the job: unset or kubetrain.io/trainingjob-controller
+	// for kubetrain's own; any other value (e.g. kueue.x-k8s.io/multikueue, which runs the job on
+	// another cluster and mirrors its status here) makes kubetrain leave the job's pods and status
+	// to that controller. It cannot change once set, as for a batch Job.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.managedBy is immutable"
+	// +kubebuilder:validation:XValidation:rule="self == 'kubetrain.io/trainingjob-controller' || self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-a-zA-Z0-9._]+$')",message="must be kubetrain.io/trainingjob-controller or another controller's domain-prefixed name (e.g. kueue.x-k8s.io/multikueue)"
+	// +optional
+	ManagedBy *string `json:"managedBy,omitempty"`
+}
+
+// ManagedByController is spec.managedBy's value for kubetrain's own controller, the default.
+const ManagedByController = "kubetrain.io/trainingjob-controller"
+
+// ManagedByKubetrain says whether kubetrain's controller runs the job.
+func (tj *TrainingJob) ManagedByKubetrain() bool {
+	return tj.Spec.ManagedBy == nil || *tj.Spec.ManagedBy == ManagedByController
 }
 
 // ModelSpec names the network.

@@ -38,6 +38,8 @@ func main() {
 		"elect a leader, so that only one of several replicas reconciles")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "",
 		"namespace of the leader election Lease (default: the manager's own)")
+	fs.StringVar(&opts.Kueue, "kueue", opts.Kueue,
+		"Kueue integration: auto (on if the cluster serves Kueue's Workload API at start), on or off")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()

@@ -19,8 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	kueuev1beta2 "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 	"github.com/kubetrain/kubetrain/controllers"
@@ -55,6 +57,11 @@ type Options struct {
 	// controller-runtime's defaults (15s, 10s, 2s). Tests shorten them to see a takeover quickly.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 
+	// Kueue turns the Kueue integration on ("on"), off ("off"), or on when the cluster serves
+	// Kueue's Workload API at start ("auto", the default). With it, a job labelled
+	// kueue.x-k8s.io/queue-name waits in that LocalQueue until Kueue admits it.
+	Kueue string
+
 	// SkipControllerNameValidation lets tests start a second manager in the same process.
 	SkipControllerNameValidation bool
 
@@ -73,6 +80,7 @@ func DefaultOptions() Options {
 		HealthProbeBindAddress:  ":8081",
 		LeaderElection:          true,
 		LeaderElectionID:        "kubetrain-controller.kubetrain.io",
+		Kueue:                   "auto",
 	}
 }
 
@@ -81,6 +89,7 @@ func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(kubetrainv1alpha1.AddToScheme(s))
+	utilruntime.Must(kueuev1beta2.AddToScheme(s))
 	return s
 }
 
@@ -126,6 +135,16 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, err
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
+	var useKueue bool
+	switch opts.Kueue {
+	case "on":
+		useKueue = true
+	case "auto", "":
+		useKueue = controllers.KueueAvailable(mgr.GetRESTMapper())
+	case "off":
+	default:
+		return nil, fmt.Errorf("--kueue is %q: want auto, on or off", opts.Kueue)
+	}
 	r := &controllers.TrainingJobReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -134,9 +153,23 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, err
 		Config:                  opts.Controller,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 		SkipNameValidation:      opts.SkipControllerNameValidation,
+		Kueue:                   useKueue,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the TrainingJob controller: %w", err)
+	}
+	if useKueue {
+		k := &controllers.KueueReconciler{
+			Client:             mgr.GetClient(),
+			Recorder:           mgr.GetEventRecorder("kubetrain-kueue"),
+			Clock:              clk,
+			Config:             opts.Controller,
+			SkipNameValidation: opts.SkipControllerNameValidation,
+		}
+		if err := k.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the Kueue integration: %w", err)
+		}
+		log.FromContext(ctx).Info("Kueue integration on: jobs labelled " + controllers.KueueQueueNameLabel + " wait for Kueue's admission")
 	}
 	metrics.Serve(mgr.GetCache(), clk)
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

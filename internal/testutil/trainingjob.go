@@ -3,13 +3,16 @@
 package testutil
 
 import (
+	"context"
 	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 )
@@ -204,4 +207,18 @@ func (w *PodWrapper) Deleting(at time.Time) *PodWrapper {
 	t := metav1.NewTime(at)
 	w.DeletionTimestamp = &t
 	return w
+}
+
+// SetPodStatus plays the kubelet: it changes a pod's status as mutate says, retrying on conflict,
+// and leaves the pod as the server then has it.
+func SetPodStatus(ctx context.Context, c client.Client, pod *corev1.Pod, mutate func(*PodWrapper)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		w := &PodWrapper{Pod: *pod}
+		mutate(w)
+		*pod = w.Pod
+		return c.Status().Update(ctx, pod)
+	})
 }

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -71,15 +70,7 @@ func listPods(ctx context.Context, g Gomega, ns string) []corev1.Pod {
 
 // setPodStatus plays the kubelet: it changes a pod's status as mutate says.
 func setPodStatus(ctx context.Context, pod *corev1.Pod, mutate func(*testutil.PodWrapper)) {
-	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-			return err
-		}
-		w := &testutil.PodWrapper{Pod: *pod}
-		mutate(w)
-		*pod = w.Pod
-		return k8sClient.Status().Update(ctx, pod)
-	})).To(Succeed())
+	Expect(testutil.SetPodStatus(ctx, k8sClient, pod, mutate)).To(Succeed())
 }
 
 // live says whether a pod still runs or may start: not finished, not being deleted.

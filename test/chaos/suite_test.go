@@ -22,22 +22,19 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubetrain/kubetrain/internal/manager"
+	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
 var (
@@ -90,7 +87,8 @@ var _ = BeforeSuite(func() {
 	// What limits the manager's own identity, and what confines each trainer to its job's status.
 	applyFile("manager_policy.yaml")
 	applyFile("trainer_policy.yaml")
-	managerCfg = managerIdentity()
+	managerCfg, err = testutil.ManagerIdentity(context.Background(), k8sClient, cfg, repoRoot, managerNamespace, false)
+	Expect(err).NotTo(HaveOccurred())
 })
 
 var _ = AfterSuite(func() {
@@ -116,27 +114,6 @@ func applyFile(file string) {
 		}
 		Expect(k8sClient.Create(context.Background(), u)).To(Succeed(), "%s: %s %s", file, u.GetKind(), u.GetName())
 	}
-}
-
-// managerIdentity creates the manager's ServiceAccount, binds it to the manager's ClusterRole from
-// config/rbac, and returns a client configuration with a token of it.
-func managerIdentity() *rest.Config {
-	ctx := context.Background()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", "role.yaml"))
-	Expect(err).NotTo(HaveOccurred())
-	role := &rbacv1.ClusterRole{}
-	Expect(yaml.Unmarshal(b, role)).To(Succeed())
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: managerServiceAccount, Namespace: managerNamespace}}
-	for _, obj := range []client.Object{sa, role,
-		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: sa.Namespace}},
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}},
-	} {
-		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
-	}
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)}}
-	Expect(k8sClient.SubResource("token").Create(ctx, sa, req)).To(Succeed())
-	return &rest.Config{Host: cfg.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}, BearerToken: req.Status.Token}
 }
 
 // managerRun is one manager, built as the binary builds it, talking to the API server through

@@ -12,18 +12,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubetrain/kubetrain/internal/manager"
 	"github.com/kubetrain/kubetrain/internal/testutil"
@@ -87,7 +83,8 @@ var _ = BeforeSuite(func() {
 	kubectl("apply", "-f", "config/rbac/metrics_reader_role.yaml")
 	// The policy that limits what the manager's own identity may create.
 	kubectl("apply", "-f", "config/rbac/manager_policy.yaml")
-	managerCfg = managerIdentity()
+	managerCfg, err = testutil.ManagerIdentity(context.Background(), k8sClient, cfg, repoRoot, leaderElectionNamespace, true)
+	Expect(err).NotTo(HaveOccurred())
 	mgrRun = startManager()
 })
 
@@ -100,39 +97,8 @@ var _ = AfterSuite(func() {
 	}
 })
 
-// managerIdentity creates the manager's ServiceAccount as config/default names it, binds it to the
-// manager's ClusterRole and leader election Role from config/rbac, and returns a client
-// configuration with a token of it: the manager runs as that identity, which the manager policy
-// (config/rbac/manager_policy.yaml) recognises.
-func managerIdentity() *rest.Config {
-	ctx := context.Background()
-	load := func(file string, obj client.Object) {
-		b, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", file))
-		Expect(err).NotTo(HaveOccurred())
-		Expect(yaml.Unmarshal(b, obj)).To(Succeed())
-	}
-	role := &rbacv1.ClusterRole{}
-	load("role.yaml", role)
-	leader := &rbacv1.Role{}
-	load("leader_election_role.yaml", leader)
-	leader.Namespace = leaderElectionNamespace
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: managerServiceAccount, Namespace: leaderElectionNamespace}}
-	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: sa.Namespace}}
-	for _, obj := range []client.Object{sa, role, leader,
-		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name}, Subjects: subjects,
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: leader.Name, Namespace: leaderElectionNamespace}, Subjects: subjects,
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: leader.Name}},
-	} {
-		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
-	}
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)}}
-	Expect(k8sClient.SubResource("token").Create(ctx, sa, req)).To(Succeed())
-	return &rest.Config{Host: cfg.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}, BearerToken: req.Status.Token}
-}
-
 // managerServiceAccount is the manager's ServiceAccount in config/default (namePrefix kubetrain-).
-const managerServiceAccount = "kubetrain-controller-manager"
+const managerServiceAccount = testutil.ManagerServiceAccount
 
 // managerRun is a manager started by the suite, as the binary would start it.
 type managerRun struct {

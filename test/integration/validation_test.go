@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
@@ -100,7 +101,27 @@ var _ = Describe("Admission", func() {
 		Entry("reserved label", "  template:\n    labels:\n      kubetrain.io/rank: \"7\"\n", "spec.template.labels", "reserved"),
 		Entry("reserved volume", "  template:\n    volumes:\n    - name: scratch\n      emptyDir: {}\n", "spec.template.volumes", "reserved"),
 		Entry("unknown field", "  epochs: 3\n", "spec.epochs", "unknown field"),
+		Entry("managedBy without a domain", "  managedBy: multikueue\n", "spec.managedBy", "domain-prefixed name"),
 	)
+
+	It("keeps spec.managedBy as the job was created", func(ctx context.Context) {
+		for name, patch := range map[string]string{
+			"unmanaged": `{"spec":{"managedBy":"kueue.x-k8s.io/multikueue"}}`,           // added
+			"managed":   `{"spec":{"managedBy":"kubetrain.io/trainingjob-controller"}}`, // changed
+		} {
+			w := newJob(name, ns).Suspend(true)
+			if name == "managed" {
+				w.Spec.ManagedBy = ptr.To("example.com/other")
+			}
+			createJob(ctx, w)
+			out, err := kubectlErr("patch", "trainingjob", name, "-n", ns, "--type=merge", "-p", patch)
+			Expect(err).To(HaveOccurred(), "%s: %s was accepted", name, patch)
+			Expect(out).To(ContainSubstring("spec.managedBy is immutable"))
+		}
+		out, err := kubectlErr("patch", "trainingjob", "managed", "-n", ns, "--type=json", "-p", `[{"op":"remove","path":"/spec/managedBy"}]`)
+		Expect(err).To(HaveOccurred(), "removing spec.managedBy was accepted")
+		Expect(out).To(ContainSubstring("spec.managedBy is immutable"))
+	})
 
 	It("deploys the operator from config/default", func() {
 		out := kubectl("apply", "-k", "config/default", "--dry-run=server")

@@ -11,7 +11,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
@@ -78,15 +77,7 @@ func waitPods(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, attempt in
 
 // setPodStatus plays the kubelet: it changes a pod's status as mutate says.
 func setPodStatus(ctx context.Context, pod *corev1.Pod, mutate func(*testutil.PodWrapper)) {
-	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-			return err
-		}
-		w := &testutil.PodWrapper{Pod: *pod}
-		mutate(w)
-		*pod = w.Pod
-		return k8sClient.Status().Update(ctx, pod)
-	})).To(Succeed())
+	Expect(testutil.SetPodStatus(ctx, k8sClient, pod, mutate)).To(Succeed())
 }
 
 // expectPhase waits for the job's phase, and returns the job as it then is.

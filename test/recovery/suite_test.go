@@ -17,14 +17,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -32,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubetrain/kubetrain/internal/manager"
+	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
 var (
@@ -47,7 +45,7 @@ var (
 const leaderElectionNamespace = "kubetrain-system"
 
 // managerServiceAccount is the manager's ServiceAccount in config/default (namePrefix kubetrain-).
-const managerServiceAccount = "kubetrain-controller-manager"
+const managerServiceAccount = testutil.ManagerServiceAccount
 
 func TestRecovery(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -76,7 +74,8 @@ var _ = BeforeSuite(func() {
 		ObjectMeta: metav1.ObjectMeta{Name: leaderElectionNamespace}})).To(Succeed())
 	// What limits the manager's own identity in a cluster limits it here.
 	applyFile(filepath.Join(repoRoot, "config", "rbac", "manager_policy.yaml"))
-	managerCfg = managerIdentity()
+	managerCfg, err = testutil.ManagerIdentity(context.Background(), k8sClient, cfg, repoRoot, leaderElectionNamespace, true)
+	Expect(err).NotTo(HaveOccurred())
 })
 
 var _ = AfterSuite(func() {
@@ -84,30 +83,6 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
-
-// managerIdentity creates the manager's ServiceAccount, binds it to the ClusterRole and leader
-// election Role of config/rbac, and returns a client configuration with a token of it.
-func managerIdentity() *rest.Config {
-	ctx := context.Background()
-	role := &rbacv1.ClusterRole{}
-	loadYAML(filepath.Join(repoRoot, "config", "rbac", "role.yaml"), role)
-	leader := &rbacv1.Role{}
-	loadYAML(filepath.Join(repoRoot, "config", "rbac", "leader_election_role.yaml"), leader)
-	leader.Namespace = leaderElectionNamespace
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: managerServiceAccount, Namespace: leaderElectionNamespace}}
-	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: sa.Namespace}}
-	for _, obj := range []client.Object{sa, role, leader,
-		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name}, Subjects: subjects,
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: leader.Name, Namespace: leaderElectionNamespace}, Subjects: subjects,
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: leader.Name}},
-	} {
-		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
-	}
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)}}
-	Expect(k8sClient.SubResource("token").Create(ctx, sa, req)).To(Succeed())
-	return &rest.Config{Host: cfg.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}, BearerToken: req.Status.Token}
-}
 
 func loadYAML(path string, obj any) {
 	b, err := os.ReadFile(path)
