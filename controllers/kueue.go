@@ -299,13 +299,14 @@ func (r *KueueReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		}
 		tj = nil
 	}
+	gone := tj == nil || !tj.DeletionTimestamp.IsZero()
+	if !gone && kueueQueueName(tj) == "" {
+		return ctrl.Result{}, nil // not Kueue's
+	}
 	// Workloads of a job that is gone (or of an earlier job of the same name) lose Kueue's
 	// finalizer, so that the garbage collector can delete them and Kueue frees their quota.
-	if err := r.releaseOrphans(ctx, req, tj); err != nil || tj == nil || !tj.DeletionTimestamp.IsZero() {
+	if err := r.releaseOrphans(ctx, req, tj); err != nil || gone {
 		return ctrl.Result{}, err
-	}
-	if kueueQueueName(tj) == "" {
-		return ctrl.Result{}, nil
 	}
 	wls, err := jobWorkloads(ctx, r.Client, tj)
 	if err != nil {
