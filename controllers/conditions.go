@@ -32,10 +32,7 @@ type health struct {
 // the user, Ready while the workers run and once the job succeeded.
 func setHealth(st *kubetrainv1alpha1.TrainingJobStatus, generation int64, now metav1.Time, h health) {
 	cond := func(t string, on bool, reason, message string) {
-		status := metav1.ConditionFalse
-		if on {
-			status = metav1.ConditionTrue
-		}
+		status := conditionStatus(on)
 		if !on && t != kubetrainv1alpha1.ConditionReady {
 			reason, message = kubetrainv1alpha1.ReasonAsExpected, ""
 		}
@@ -44,4 +41,12 @@ func setHealth(st *kubetrainv1alpha1.TrainingJobStatus, generation int64, now me
 	cond(kubetrainv1alpha1.ConditionReady, h.ready, h.reason, h.message)
 	cond(kubetrainv1alpha1.ConditionReconciling, h.reconciling, h.reason, h.message)
 	cond(kubetrainv1alpha1.ConditionStalled, h.stalled, h.reason, h.message)
+}
+
+// conditionStatus is a condition's status for b.
+func conditionStatus(b bool) metav1.ConditionStatus {
+	if b {
+		return metav1.ConditionTrue
+	}
+	return metav1.ConditionFalse
 }

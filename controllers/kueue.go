@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"reflect"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -237,36 +237,17 @@ func podSetsMatch(want, have []kueuev1beta2.PodSet) bool {
 			return false
 		}
 		ws, hs := &w.Template.Spec, &h.Template.Spec
-		if !apiEqual(ws.Containers[0].Resources.Requests, hs.Containers[0].Resources.Requests) ||
-			!apiEqual(ws.Containers[0].Resources.Limits, hs.Containers[0].Resources.Limits) ||
-			!apiEqual(ws.NodeSelector, hs.NodeSelector) || !apiEqual(ws.Tolerations, hs.Tolerations) ||
-			!apiEqual(ws.Affinity, hs.Affinity) || ws.PriorityClassName != hs.PriorityClassName {
+		// Semantic equality takes nil and empty as equal (a round trip through the API server drops
+		// empty maps and lists) and compares quantities by value.
+		eq := equality.Semantic.DeepEqual
+		if !eq(ws.Containers[0].Resources.Requests, hs.Containers[0].Resources.Requests) ||
+			!eq(ws.Containers[0].Resources.Limits, hs.Containers[0].Resources.Limits) ||
+			!eq(ws.NodeSelector, hs.NodeSelector) || !eq(ws.Tolerations, hs.Tolerations) ||
+			!eq(ws.Affinity, hs.Affinity) || ws.PriorityClassName != hs.PriorityClassName {
 			return false
 		}
 	}
 	return true
-}
-
-// apiEqual compares two API values, taking nil and empty as equal (a round trip through the API
-// server drops empty maps and lists) and quantities by value.
-func apiEqual[T any](a, b T) bool {
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	if (va.Kind() == reflect.Map || va.Kind() == reflect.Slice) && va.Len() == 0 && vb.Len() == 0 {
-		return true
-	}
-	if ra, ok := any(a).(corev1.ResourceList); ok {
-		rb := any(b).(corev1.ResourceList)
-		if len(ra) != len(rb) {
-			return false
-		}
-		for k, q := range ra {
-			if qb, ok := rb[k]; !ok || q.Cmp(qb) != 0 {
-				return false
-			}
-		}
-		return true
-	}
-	return reflect.DeepEqual(a, b)
 }
 
 // KueueReconciler is a TrainingJob's side of Kueue's protocol: it keeps the job's Workload, holds
@@ -513,13 +494,6 @@ func (r *KueueReconciler) patchWorkloadStatus(ctx context.Context, wl *kueuev1be
 		return fmt.Errorf("updating the status of Workload %s: %w", wl.Name, err)
 	}
 	return nil
-}
-
-func conditionStatus(b bool) metav1.ConditionStatus {
-	if b {
-		return metav1.ConditionTrue
-	}
-	return metav1.ConditionFalse
 }
 
 func truncate(s string, n int) string {

@@ -38,12 +38,8 @@ func newCheckpointsCommand(o *options) *cobra.Command {
 			if err := output.check(); err != nil {
 				return err
 			}
-			c, ns, err := o.newClient()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			tj, err := getJob(ctx, c, ns, args[0])
+			c, tj, err := o.job(ctx, args[0])
 			if err != nil {
 				return err
 			}

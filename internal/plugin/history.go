@@ -21,11 +21,7 @@ func newHistoryCommand(o *options) *cobra.Command {
 			if err := output.check(); err != nil {
 				return err
 			}
-			c, ns, err := o.newClient()
-			if err != nil {
-				return err
-			}
-			tj, err := getJob(cmd.Context(), c, ns, args[0])
+			_, tj, err := o.job(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

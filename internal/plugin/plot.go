@@ -52,11 +52,7 @@ func newPlotCommand(o *options) *cobra.Command {
 					return err
 				}
 			}
-			c, ns, err := o.newClient()
-			if err != nil {
-				return err
-			}
-			tj, err := getJob(cmd.Context(), c, ns, args[0])
+			_, tj, err := o.job(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

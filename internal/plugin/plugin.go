@@ -112,6 +112,16 @@ func (o *options) defaultClient() (client.WithWatch, string, error) {
 	return c, ns, nil
 }
 
+// job connects as the user and fetches the job the command names.
+func (o *options) job(ctx context.Context, name string) (client.WithWatch, *kubetrainv1alpha1.TrainingJob, error) {
+	c, ns, err := o.newClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	tj, err := getJob(ctx, c, ns, name)
+	return c, tj, err
+}
+
 // getJob fetches one job, with an error that names it and its namespace.
 func getJob(ctx context.Context, c client.Client, ns, name string) (*kubetrainv1alpha1.TrainingJob, error) {
 	tj := &kubetrainv1alpha1.TrainingJob{}

@@ -26,12 +26,8 @@ func newSuspendCommand(o *options, suspend bool) *cobra.Command {
 		Example: "  kubectl train " + use[:len(use)-len(" NAME")] + " fashion-mnist -n team-a",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := o.newClient()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			tj, err := getJob(ctx, c, ns, args[0])
+			c, tj, err := o.job(ctx, args[0])
 			if err != nil {
 				return err
 			}

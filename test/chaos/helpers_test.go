@@ -45,20 +45,15 @@ func newNamespace(ctx context.Context) string {
 // createJob creates a job as a user would write it: no status, no UID, the CRD fills in defaults.
 // A failed attempt is retried up to ten times.
 func createJob(ctx context.Context, name, ns string, workers int32, with ...func(*testutil.TrainingJobWrapper)) *kubetrainv1alpha1.TrainingJob {
-	w := testutil.MakeTrainingJob(name, ns).Workers(workers).BackoffLimit(10)
-	w.UID, w.ResourceVersion, w.Generation = "", "", 0
+	w := testutil.NewJob(name, ns).Workers(workers).BackoffLimit(10)
 	for _, f := range with {
 		f(w)
 	}
-	tj := w.Obj()
-	Expect(k8sClient.Create(ctx, tj)).To(Succeed())
-	return tj
+	return jobs().Create(ctx, w)
 }
 
 func getJob(ctx context.Context, g Gomega, tj *kubetrainv1alpha1.TrainingJob) *kubetrainv1alpha1.TrainingJob {
-	got := &kubetrainv1alpha1.TrainingJob{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tj), got)).To(Succeed())
-	return got
+	return jobs().Get(ctx, g, tj)
 }
 
 // listPods lists every pod of a namespace.
@@ -70,7 +65,7 @@ func listPods(ctx context.Context, g Gomega, ns string) []corev1.Pod {
 
 // setPodStatus plays the kubelet: it changes a pod's status as mutate says.
 func setPodStatus(ctx context.Context, pod *corev1.Pod, mutate func(*testutil.PodWrapper)) {
-	Expect(testutil.SetPodStatus(ctx, k8sClient, pod, mutate)).To(Succeed())
+	jobs().SetPodStatus(ctx, pod, mutate)
 }
 
 // live says whether a pod still runs or may start: not finished, not being deleted.
@@ -177,4 +172,9 @@ func settle(f *faults) {
 		last = now
 		return quiet
 	}).WithTimeout(timeout).WithPolling(quietPeriod).Should(BeTrue(), "the manager never settled")
+}
+
+// jobs reads and waits on the suite's jobs with its administrator's client.
+func jobs() testutil.Jobs {
+	return testutil.Jobs{Client: k8sClient, Timeout: timeout, Interval: interval}
 }

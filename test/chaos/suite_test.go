@@ -10,11 +10,7 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,8 +20,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,20 +57,11 @@ var _ = BeforeSuite(func() {
 	// Only warnings and errors: a crashed manager logs every refused request, hundreds of lines
 	// that say nothing a failing assertion does not.
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true), zap.Level(zapcore.WarnLevel)))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd, kube-apiserver and kubectl " +
-			"with hack/kube-binaries.sh and points KUBEBUILDER_ASSETS at them")
-	}
 	var err error
 	repoRoot, err = filepath.Abs("../..")
 	Expect(err).NotTo(HaveOccurred())
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	// As in test/integration and on hardened clusters: the owner references the manager sets
-	// need the right to update the job's finalizers.
-	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
+	testEnv, err = testutil.Environment(repoRoot)
+	Expect(err).NotTo(HaveOccurred())
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: manager.Scheme()})
@@ -85,8 +70,9 @@ var _ = BeforeSuite(func() {
 	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}})).To(Succeed())
 	// What limits the manager's own identity, and what confines each trainer to its job's status.
-	applyFile("manager_policy.yaml")
-	applyFile("trainer_policy.yaml")
+	for _, file := range []string{"manager_policy.yaml", "trainer_policy.yaml"} {
+		Expect(testutil.CreateFromFile(context.Background(), k8sClient, filepath.Join(repoRoot, "config", "rbac", file))).To(Succeed())
+	}
 	managerCfg, err = testutil.ManagerIdentity(context.Background(), k8sClient, cfg, repoRoot, managerNamespace, false)
 	Expect(err).NotTo(HaveOccurred())
 })
@@ -96,25 +82,6 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
-
-// applyFile creates every object of a YAML file of config/rbac.
-func applyFile(file string) {
-	b, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", file))
-	Expect(err).NotTo(HaveOccurred())
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		err := dec.Decode(&u.Object)
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		Expect(err).NotTo(HaveOccurred(), file)
-		if len(u.Object) == 0 {
-			continue
-		}
-		Expect(k8sClient.Create(context.Background(), u)).To(Succeed(), "%s: %s %s", file, u.GetKind(), u.GetName())
-	}
-}
 
 // managerRun is one manager, built as the binary builds it, talking to the API server through
 // its own faults.

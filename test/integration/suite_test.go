@@ -47,20 +47,11 @@ func TestIntegration(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd, kube-apiserver and kubectl " +
-			"with hack/kube-binaries.sh and points KUBEBUILDER_ASSETS at them")
-	}
 	var err error
 	repoRoot, err = filepath.Abs("../..")
 	Expect(err).NotTo(HaveOccurred())
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	// As on OpenShift and other hardened clusters: setting an owner reference that blocks the
-	// owner's deletion needs the right to update the owner's finalizers.
-	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
+	testEnv, err = testutil.Environment(repoRoot)
+	Expect(err).NotTo(HaveOccurred())
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: manager.Scheme()})

@@ -6,7 +6,6 @@ package kueue
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
 	"github.com/kubetrain/kubetrain/internal/kueuetest"
+	"github.com/kubetrain/kubetrain/internal/testutil"
 )
 
 var (
@@ -60,18 +60,12 @@ func TestKueue(t *testing.T) {
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd, kube-apiserver and kubectl " +
-			"with hack/kube-binaries.sh and points KUBEBUILDER_ASSETS at them")
-	}
 	assets := kueuetest.Assets(GinkgoT())
 	var err error
 	repoRoot, err = filepath.Abs("../..")
 	Expect(err).NotTo(HaveOccurred())
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	testEnv, err = testutil.Environment(repoRoot)
+	Expect(err).NotTo(HaveOccurred())
 	kueuetest.Install(testEnv, assets)
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())

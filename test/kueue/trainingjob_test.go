@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -159,49 +158,36 @@ var _ = Describe("A TrainingJob in a Kueue queue", func() {
 
 // queuedJob is a 1-GPU job as a user writes it, in LocalQueue queue.
 func queuedJob(name, ns, queue string) *testutil.TrainingJobWrapper {
-	w := testutil.MakeTrainingJob(name, ns).GPUs(1)
-	w.UID, w.ResourceVersion, w.Generation = "", "", 0
+	w := testutil.NewJob(name, ns).GPUs(1)
 	w.Labels = map[string]string{controllers.KueueQueueNameLabel: queue}
 	return w
 }
 
 func createJob(ctx context.Context, w *testutil.TrainingJobWrapper) *kubetrainv1alpha1.TrainingJob {
-	tj := w.Obj()
-	Expect(k8sClient.Create(ctx, tj)).To(Succeed())
-	return tj
+	return jobs().Create(ctx, w)
 }
 
 func getJob(ctx context.Context, g Gomega, tj *kubetrainv1alpha1.TrainingJob) *kubetrainv1alpha1.TrainingJob {
-	got := &kubetrainv1alpha1.TrainingJob{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tj), got)).To(Succeed())
-	return got
+	return jobs().Get(ctx, g, tj)
 }
 
 func expectPhase(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, phase kubetrainv1alpha1.Phase) {
-	Eventually(func(g Gomega) {
-		g.Expect(getJob(ctx, g, tj).Status.Phase).To(Equal(phase))
-	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	jobs().ExpectPhase(ctx, tj, phase)
 }
 
 // waitPod waits for the rank-0 worker of a job's attempt.
 func waitPod(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, attempt int32) *corev1.Pod {
-	pod := &corev1.Pod{}
-	key := types.NamespacedName{Namespace: tj.Namespace, Name: testutil.MakeWorkerPod(tj, 0, attempt).Name}
-	Eventually(func() error { return k8sClient.Get(ctx, key, pod) }).
-		WithTimeout(timeout).WithPolling(interval).Should(Succeed(), "pod %s", key)
-	return pod
+	return jobs().WaitPod(ctx, tj, 0, attempt)
 }
 
+// jobPods lists every pod of a job.
 func jobPods(ctx context.Context, g Gomega, tj *kubetrainv1alpha1.TrainingJob) []corev1.Pod {
-	var pods corev1.PodList
-	g.Expect(k8sClient.List(ctx, &pods, client.InNamespace(tj.Namespace),
-		client.MatchingLabels{kubetrainv1alpha1.LabelJobName: tj.Name})).To(Succeed())
-	return pods.Items
+	return jobs().Pods(ctx, g, tj)
 }
 
-// setPodStatus plays the kubelet.
+// setPodStatus plays the kubelet: it changes a pod's status as mutate says.
 func setPodStatus(ctx context.Context, pod *corev1.Pod, mutate func(*testutil.PodWrapper)) {
-	Expect(testutil.SetPodStatus(ctx, k8sClient, pod, mutate)).To(Succeed())
+	jobs().SetPodStatus(ctx, pod, mutate)
 }
 
 // jobWorkload is the one Workload a job has.
@@ -223,4 +209,9 @@ func setWorkloadActive(ctx context.Context, wl *kueuev1beta2.Workload, active bo
 		wl.Spec.Active = ptr.To(active)
 		return k8sClient.Update(ctx, wl)
 	})).To(Succeed())
+}
+
+// jobs reads and waits on the suite's jobs with its administrator's client.
+func jobs() testutil.Jobs {
+	return testutil.Jobs{Client: k8sClient, Timeout: timeout, Interval: interval}
 }

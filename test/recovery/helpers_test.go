@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubetrainv1alpha1 "github.com/kubetrain/kubetrain/api/v1alpha1"
@@ -43,51 +42,33 @@ func collectGarbage(ctx context.Context, ns string) {
 }
 
 // newJob is a job as a user would write it: no status, no UID, the CRD fills in the defaults.
-func newJob(name, ns string) *testutil.TrainingJobWrapper {
-	w := testutil.MakeTrainingJob(name, ns)
-	w.UID, w.ResourceVersion, w.Generation = "", "", 0
-	return w
-}
+func newJob(name, ns string) *testutil.TrainingJobWrapper { return testutil.NewJob(name, ns) }
 
 func createJob(ctx context.Context, w *testutil.TrainingJobWrapper) *kubetrainv1alpha1.TrainingJob {
-	tj := w.Obj()
-	Expect(k8sClient.Create(ctx, tj)).To(Succeed())
-	return tj
+	return jobs().Create(ctx, w)
 }
 
 func getJob(ctx context.Context, g Gomega, tj *kubetrainv1alpha1.TrainingJob) *kubetrainv1alpha1.TrainingJob {
-	got := &kubetrainv1alpha1.TrainingJob{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tj), got)).To(Succeed())
-	return got
+	return jobs().Get(ctx, g, tj)
 }
 
 // waitPods waits for every worker pod of a job's attempt, and returns them by rank.
 func waitPods(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, attempt int32) []*corev1.Pod {
 	pods := make([]*corev1.Pod, tj.Spec.Workers)
 	for rank := range pods {
-		pod := &corev1.Pod{}
-		name := testutil.MakeWorkerPod(tj, int32(rank), attempt).Name
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: tj.Namespace, Name: name}, pod)).To(Succeed())
-		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed(), "pod %s/%s", tj.Namespace, name)
-		pods[rank] = pod
+		pods[rank] = jobs().WaitPod(ctx, tj, int32(rank), attempt)
 	}
 	return pods
 }
 
 // setPodStatus plays the kubelet: it changes a pod's status as mutate says.
 func setPodStatus(ctx context.Context, pod *corev1.Pod, mutate func(*testutil.PodWrapper)) {
-	Expect(testutil.SetPodStatus(ctx, k8sClient, pod, mutate)).To(Succeed())
+	jobs().SetPodStatus(ctx, pod, mutate)
 }
 
 // expectPhase waits for the job's phase, and returns the job as it then is.
 func expectPhase(ctx context.Context, tj *kubetrainv1alpha1.TrainingJob, phase kubetrainv1alpha1.Phase) *kubetrainv1alpha1.TrainingJob {
-	var got *kubetrainv1alpha1.TrainingJob
-	Eventually(func(g Gomega) {
-		got = getJob(ctx, g, tj)
-		g.Expect(got.Status.Phase).To(Equal(phase))
-	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed(), "job %s/%s", tj.Namespace, tj.Name)
-	return got
+	return jobs().ExpectPhase(ctx, tj, phase)
 }
 
 // condition returns the job's condition of a type, or nil.
@@ -117,4 +98,9 @@ func timeline(reqs []apiRequest, start time.Time) []string {
 		out[i] = fmt.Sprintf("%.3f %s %s/%s %s: %d", r.at.Sub(start).Seconds(), r.verb, r.resource, r.subresource, r.name, r.code)
 	}
 	return out
+}
+
+// jobs reads and waits on the suite's jobs with its administrator's client.
+func jobs() testutil.Jobs {
+	return testutil.Jobs{Client: k8sClient, Timeout: timeout, Interval: interval}
 }

@@ -9,9 +9,6 @@ package recovery
 
 import (
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -19,14 +16,11 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubetrain/kubetrain/internal/manager"
 	"github.com/kubetrain/kubetrain/internal/testutil"
@@ -54,18 +48,11 @@ func TestRecovery(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		Fail("KUBEBUILDER_ASSETS is not set: run `make test`, which builds etcd, kube-apiserver and kubectl " +
-			"with hack/kube-binaries.sh and points KUBEBUILDER_ASSETS at them")
-	}
 	var err error
 	repoRoot, err = filepath.Abs("../..")
 	Expect(err).NotTo(HaveOccurred())
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
+	testEnv, err = testutil.Environment(repoRoot)
+	Expect(err).NotTo(HaveOccurred())
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: manager.Scheme()})
@@ -73,7 +60,7 @@ var _ = BeforeSuite(func() {
 	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: leaderElectionNamespace}})).To(Succeed())
 	// What limits the manager's own identity in a cluster limits it here.
-	applyFile(filepath.Join(repoRoot, "config", "rbac", "manager_policy.yaml"))
+	Expect(testutil.CreateFromFile(context.Background(), k8sClient, filepath.Join(repoRoot, "config", "rbac", "manager_policy.yaml"))).To(Succeed())
 	managerCfg, err = testutil.ManagerIdentity(context.Background(), k8sClient, cfg, repoRoot, leaderElectionNamespace, true)
 	Expect(err).NotTo(HaveOccurred())
 })
@@ -83,29 +70,3 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
-
-func loadYAML(path string, obj any) {
-	b, err := os.ReadFile(path)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(yaml.Unmarshal(b, obj)).To(Succeed())
-}
-
-// applyFile creates every object of a multi-document YAML file, as an administrator.
-func applyFile(path string) {
-	f, err := os.Open(path)
-	Expect(err).NotTo(HaveOccurred())
-	defer f.Close()
-	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
-	for {
-		obj := &unstructured.Unstructured{}
-		err := dec.Decode(&obj.Object)
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		Expect(err).NotTo(HaveOccurred(), "decoding %s", path)
-		if len(obj.Object) == 0 {
-			continue
-		}
-		Expect(k8sClient.Create(context.Background(), obj)).To(Succeed(), "creating %s from %s", obj.GetName(), path)
-	}
-}
